@@ -1,0 +1,1 @@
+"""Connectors: one module per tool, plus the framework they share (base, signatures, registry)."""

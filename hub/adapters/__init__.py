@@ -1,0 +1,1 @@
+"""Adapters around the domain: storage (SQLAlchemy), queue (RQ), Redis, mapping files."""

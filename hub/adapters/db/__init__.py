@@ -1,0 +1,1 @@
+"""Relational storage: SQLite by default, PostgreSQL in production; one schema, Alembic-managed."""

@@ -1,0 +1,216 @@
+"""The webhook inbox: every accepted delivery, durable before the vendor hears 2xx.
+
+Workers claim events in batches with a lease. A claim is one UPDATE ... RETURNING (with
+FOR UPDATE SKIP LOCKED on PostgreSQL), so any number of workers share the inbox without two
+taking the same event; an event whose worker died becomes claimable again when its lease ends.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
+
+from hub.adapters.db.dialect import upsert
+from hub.adapters.db.models import Connection as ConnectionRow
+from hub.adapters.db.models import InboxEvent
+
+T = InboxEvent.__table__
+ACCEPTED, PROCESSING, PROCESSED, IGNORED, DEAD = (
+    "accepted",
+    "processing",
+    "processed",
+    "ignored",
+    "dead",
+)
+STATUSES = (ACCEPTED, PROCESSING, PROCESSED, IGNORED, DEAD)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event_id: int
+    duplicate: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    id: int
+    connection: str
+    connector: str
+    settings: dict[str, Any]
+    event_type: str
+    delivery_key: str
+    headers: dict[str, str]
+    body: bytes
+    attempts: int
+    received_at: datetime
+
+
+def accept(
+    engine: Engine,
+    *,
+    connection_id: int,
+    delivery_key: str,
+    event_type: str,
+    headers: dict[str, str],
+    body: bytes,
+    status: str,
+    now: datetime,
+) -> Accepted:
+    """Insert the delivery once; a second copy of the same delivery finds the first."""
+    values = dict(
+        connection_id=connection_id,
+        delivery_key=delivery_key,
+        event_type=event_type,
+        headers=headers,
+        body=body,
+        status=status,
+        received_at=now,
+        available_at=now,
+        attempts=0,
+    )
+    with _writer(engine) as conn:
+        stmt = (
+            upsert(conn, T)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
+            .returning(T.c.id)
+        )
+        new_id = conn.execute(stmt).scalar()
+        if new_id is not None:
+            return Accepted(new_id, duplicate=False, status=status)
+        row = conn.execute(
+            select(T.c.id, T.c.status).where(
+                T.c.connection_id == connection_id, T.c.delivery_key == delivery_key
+            )
+        ).one()
+        return Accepted(row.id, duplicate=True, status=row.status)
+
+
+def _writer(engine: Engine) -> Any:
+    """One-statement writes: autocommit on PostgreSQL (one round trip), BEGIN IMMEDIATE on
+    SQLite (the write lock is taken up front, so a busy database waits instead of failing)."""
+    if engine.dialect.name == "postgresql":
+        return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    return engine.begin()
+
+
+def claimable(now: datetime) -> Any:
+    return or_(
+        and_(T.c.status == ACCEPTED, T.c.available_at <= now),
+        and_(T.c.status == PROCESSING, T.c.lease_until < now),
+    )
+
+
+def claim(engine: Engine, *, limit: int, now: datetime, lease_seconds: int) -> list[ClaimedEvent]:
+    """Take up to `limit` events for processing, oldest first, in one statement."""
+    candidates = select(T.c.id).where(claimable(now)).order_by(T.c.id).limit(limit)
+    if engine.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        update(T)
+        .where(T.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=PROCESSING,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=T.c.attempts + 1,
+        )
+        .returning(T.c.id)
+    )
+    with engine.begin() as conn:
+        ids = sorted(conn.execute(stmt).scalars())
+        if not ids:
+            return []
+        C = ConnectionRow.__table__
+        rows = conn.execute(
+            select(
+                T.c.id, C.c.name, C.c.connector, C.c.settings, T.c.event_type,
+                T.c.delivery_key, T.c.headers, T.c.body, T.c.attempts, T.c.received_at,
+            )
+            .join(C, C.c.id == T.c.connection_id)
+            .where(T.c.id.in_(ids))
+            .order_by(T.c.id)
+        ).all()
+    return [
+        ClaimedEvent(r.id, r.name, r.connector, r.settings or {}, r.event_type, r.delivery_key,
+                     r.headers or {}, bytes(r.body), r.attempts, r.received_at)
+        for r in rows
+    ]
+
+
+def has_claimable(engine: Engine, now: datetime) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(T.c.id).where(claimable(now)).limit(1)).first() is not None
+
+
+def mark_done(conn: Any, results: list[tuple[int, str, dict[str, Any]]], now: datetime) -> None:
+    """Finish events inside the caller's transaction: (id, processed|ignored, result)."""
+    if not results:
+        return
+    conn.execute(
+        update(T)
+        .where(T.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            result=bindparam("b_result"),
+            processed_at=now,
+            lease_until=None,
+            last_error=None,
+        ),
+        [{"b_id": i, "b_status": s, "b_result": r} for i, s, r in results],
+    )
+
+
+def backoff_seconds(attempt: int, base: float) -> float:
+    """Exponential with full jitter, capped at an hour: spreads retries of a failing vendor."""
+    ceiling = min(3600.0, base * 2 ** max(0, attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+
+def mark_failed(
+    engine: Engine,
+    event: ClaimedEvent,
+    error: str,
+    *,
+    now: datetime,
+    max_attempts: int,
+    retry_base: float,
+    permanent: bool = False,
+) -> str:
+    """Record a failure: retry later with backoff, or dead after the last attempt."""
+    dead = permanent or event.attempts >= max_attempts
+    status = DEAD if dead else ACCEPTED
+    delay = 0.0 if dead else backoff_seconds(event.attempts, retry_base)
+    with engine.begin() as conn:
+        conn.execute(
+            update(T)
+            .where(T.c.id == event.id, T.c.status == PROCESSING)
+            .values(
+                status=status,
+                last_error=error[:2000],
+                lease_until=None,
+                available_at=now + timedelta(seconds=delay),
+            )
+        )
+    return status
+
+
+def replay(engine: Engine, event_ids: list[int], now: datetime) -> int:
+    """Put events back in the queue (dead ones after a fix, or processed ones to re-run)."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(T)
+            .where(T.c.id.in_(event_ids), T.c.status != PROCESSING)
+            .values(status=ACCEPTED, attempts=0, available_at=now, last_error=None)
+        )
+        return int(result.rowcount or 0)
+
+
+def counts_by_status(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(T.c.status, func.count()).group_by(T.c.status)).all()
+    return {status: count for status, count in rows}

@@ -1,0 +1,218 @@
+"""The whitelist of named, pure transforms a mapping may apply, in order.
+
+Mappings are data: a rule names a transform from this table and gives it arguments; nothing a
+user writes is ever evaluated as code. A transform returns the new value, or raises
+TransformError with a message an admin can act on. None passes through every transform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import email_validator
+import phonenumbers
+import pycountry
+from nameparser import HumanName
+
+
+class TransformError(ValueError):
+    """A value that a transform cannot turn into what the rule asks for."""
+
+
+Transform = Callable[..., Any]
+
+TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on", "subscribed", "opt_in", "opted_in"})
+FALSE_WORDS = frozenset(
+    {"0", "false", "f", "no", "n", "off", "unsubscribed", "opt_out", "opted_out", ""}
+)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float | Decimal):
+        return str(value)
+    raise TransformError(f"expected text, got {type(value).__name__}")
+
+
+def trim(value: Any) -> str:
+    return _text(value).strip()
+
+
+def lower(value: Any) -> str:
+    return _text(value).lower()
+
+
+def upper(value: Any) -> str:
+    return _text(value).upper()
+
+
+def title(value: Any) -> str:
+    return _text(value).title()
+
+
+def email(value: Any) -> str:
+    """Syntax-checked, lower-cased address: the form identities are matched on.
+
+    Local parts are case-sensitive in theory and never in practice; lower-casing the whole
+    address is what every CRM and email tool does when it deduplicates.
+    """
+    text = _text(value).strip()
+    try:
+        result = email_validator.validate_email(text, check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        raise TransformError(f"not a valid email address: {exc}") from None
+    return str(result.normalized).lower()
+
+
+def phone_e164(value: Any, region: str | None = None) -> str:
+    """E.164 (+14155550134); national numbers need the region they were written in."""
+    text = _text(value).strip()
+    region_code = (region or "").upper() or None
+    try:
+        number = phonenumbers.parse(text, region_code)
+    except phonenumbers.NumberParseException as exc:
+        raise TransformError(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_possible_number(number):
+        raise TransformError("not a possible phone number for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def split_name(value: Any, part: str = "first") -> str | None:
+    """One part of a full name; understands "Last, First", titles, suffixes and particles."""
+    if part not in ("first", "last", "middle"):
+        raise TransformError(f"split_name part must be first, middle or last, not {part!r}")
+    name = HumanName(_text(value).strip())
+    result = str(getattr(name, part)).strip()
+    return result or None
+
+
+def join(value: Any, separator: str = " ") -> str:
+    if isinstance(value, list | tuple):
+        return separator.join(_text(v).strip() for v in value if v not in (None, ""))
+    return _text(value)
+
+
+def split(value: Any, separator: str = ",") -> list[str]:
+    if isinstance(value, list):
+        return [_text(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in _text(value).split(separator) if part.strip()]
+
+
+def country_iso2(value: Any) -> str:
+    """ISO 3166-1 alpha-2 from a code (alpha-2 or alpha-3) or an English country name."""
+    text = _text(value).strip()
+    try:
+        return str(pycountry.countries.lookup(text).alpha_2)
+    except LookupError:
+        raise TransformError(f"unknown country {text!r}") from None
+
+
+def datetime_utc(value: Any, assume: str = "UTC") -> datetime:
+    """ISO-8601 text to an aware UTC datetime; text without an offset is taken as `assume`."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        text = _text(value).strip().replace("Z", "+00:00")
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise TransformError(f"not an ISO-8601 date or time: {text!r}") from None
+    if parsed.tzinfo is None:
+        if assume != "UTC":
+            raise TransformError("naive times are only supported as UTC")
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def epoch_utc(value: Any, unit: str = "s") -> datetime:
+    divisor = {"s": 1, "ms": 1_000}.get(unit)
+    if divisor is None:
+        raise TransformError(f"epoch unit must be s or ms, not {unit!r}")
+    try:
+        seconds = float(_text(value)) / divisor
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise TransformError(f"not an epoch time: {value!r}") from None
+
+
+def number(value: Any, places: int | None = None) -> float:
+    """A decimal number; money is rounded to its minor unit with `places`."""
+    if isinstance(value, bool):
+        raise TransformError("expected a number, got a boolean")
+    try:
+        parsed = Decimal(_text(value).strip().replace(",", ""))
+    except InvalidOperation:
+        raise TransformError(f"not a number: {value!r}") from None
+    if not parsed.is_finite():
+        raise TransformError(f"not a finite number: {value!r}")
+    if places is not None:
+        parsed = round(parsed, int(places))
+    return float(parsed)
+
+
+def integer(value: Any) -> int:
+    result = number(value)
+    if result != int(result):
+        raise TransformError(f"not a whole number: {value!r}")
+    return int(result)
+
+
+def cents(value: Any) -> float:
+    """Minor units (Stripe's amount_total=1999) to a decimal amount (19.99)."""
+    return float(Decimal(integer(value)) / 100)
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = _text(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise TransformError(f"cannot read {value!r} as yes or no")
+
+
+def value_map(value: Any, map: dict[str, Any], default: Any = ...) -> Any:  # noqa: A002
+    """Lookup table; values not in the table are an error unless a default is given."""
+    key = _text(value).strip()
+    if key in map:
+        return map[key]
+    folded = {str(k).lower(): v for k, v in map.items()}
+    if key.lower() in folded:
+        return folded[key.lower()]
+    if default is not ...:
+        return default
+    raise TransformError(f"{key!r} is not in the value map")
+
+
+def sha256(value: Any, salt: str = "") -> str:
+    """Pseudonymise a value (for exports); the salt keeps hashes unlinkable across tenants."""
+    return hashlib.sha256((salt + _text(value)).encode()).hexdigest()
+
+
+TRANSFORMS: dict[str, Transform] = {
+    "trim": trim,
+    "lower": lower,
+    "upper": upper,
+    "title": title,
+    "email": email,
+    "phone_e164": phone_e164,
+    "split_name": split_name,
+    "join": join,
+    "split": split,
+    "country_iso2": country_iso2,
+    "datetime_utc": datetime_utc,
+    "epoch_utc": epoch_utc,
+    "number": number,
+    "integer": integer,
+    "cents": cents,
+    "boolean": boolean,
+    "value_map": value_map,
+    "sha256": sha256,
+}

@@ -1,0 +1,52 @@
+"""From a stored delivery to canonical records: parse with the connector, map with the mapping.
+
+Pure with respect to storage: a delivery's bytes and the connection's settings in, canonical
+records out. Mapping problems ride along on each record; they never stop the others.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from connectors.base import ConnectionContext, Delivery
+from connectors.registry import get_connector
+from hub.domain.contact import CanonicalRecord
+from hub.domain.mapping import Mapping
+
+
+class MappingSource(Protocol):
+    def get(self, connector: str, object_type: str) -> Mapping: ...
+
+
+def canonical_records(
+    *,
+    connection: str,
+    connector_key: str,
+    settings: dict[str, object],
+    event_type: str,
+    delivery_key: str,
+    headers: dict[str, str],
+    body: bytes,
+    event_id: str,
+    mappings: MappingSource,
+) -> list[CanonicalRecord]:
+    connector = get_connector(connector_key)
+    delivery = Delivery(key=delivery_key, event_type=event_type, headers=headers)
+    context = ConnectionContext(name=connection, settings=settings)
+    records = []
+    for source in connector.parse(delivery, body, context):
+        mapping = mappings.get(connector_key, source.object_type)
+        fields, problems = mapping.apply(source.payload)
+        records.append(
+            CanonicalRecord(
+                connection=connection,
+                object_type=source.object_type,
+                external_id=source.external_id,
+                observed_at=source.observed_at,
+                event_id=event_id,
+                fields=fields,
+                mapping_version=mapping.version,
+                problems=problems,
+            )
+        )
+    return records

@@ -1,0 +1,153 @@
+"""Process claimed inbox events: parse, map, resolve identity, merge, store. In batches.
+
+A batch is one transaction: identities locked, contacts read once, every record reconciled in
+memory, changes written together, events marked done in the same commit, so a crash anywhere
+leaves the events claimable and the contacts as they were. If the batch transaction fails
+(a constraint, a deadlock), each event is retried alone, so one bad event cannot hold back
+the others; an event that fails alone is retried later with backoff, then marked dead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.adapters.db import contacts as contact_store
+from hub.adapters.db import inbox
+from hub.domain.contact import CanonicalRecord
+from hub.domain.errors import ConfigurationError, PayloadError, RejectedRecordError
+from hub.domain.identity import identity_keys
+from hub.domain.reconcile import reconcile
+from hub.services.canonical import MappingSource, canonical_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchReport:
+    processed: int = 0
+    failed: int = 0
+    dead: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    event: inbox.ClaimedEvent
+    records: list[CanonicalRecord]
+
+
+def process_events(
+    engine: Engine,
+    events: list[inbox.ClaimedEvent],
+    mappings: MappingSource,
+    *,
+    max_attempts: int,
+    retry_base: float,
+    now: datetime | None = None,
+) -> BatchReport:
+    now = now or datetime.now(UTC)
+    report = BatchReport()
+    ready: list[Prepared] = []
+    for event in events:
+        try:
+            ready.append(Prepared(event, _records_of(event, mappings)))
+        except (PayloadError, RejectedRecordError) as exc:
+            _fail(engine, event, exc, report, now, max_attempts, retry_base, permanent=True)
+        except ConfigurationError as exc:  # the admin can fix it; keep retrying until then
+            _fail(engine, event, exc, report, now, max_attempts, retry_base)
+    if not ready:
+        return report
+    try:
+        _store(engine, ready, now)
+        _count_done(report, ready, now)
+    except SQLAlchemyError:
+        log.warning("batch of %d events failed as a whole; retrying one by one", len(ready))
+        for item in ready:
+            try:
+                _store(engine, [item], now)
+                _count_done(report, [item], now)
+            except SQLAlchemyError as exc:
+                _fail(engine, item.event, exc, report, now, max_attempts, retry_base)
+    return report
+
+
+def _records_of(event: inbox.ClaimedEvent, mappings: MappingSource) -> list[CanonicalRecord]:
+    return canonical_records(
+        connection=event.connection,
+        connector_key=event.connector,
+        settings=event.settings,
+        event_type=event.event_type,
+        delivery_key=event.delivery_key,
+        headers=event.headers,
+        body=event.body,
+        event_id=str(event.id),
+        mappings=mappings,
+    )
+
+
+def _store(engine: Engine, batch: list[Prepared], now: datetime) -> None:
+    records = [r for item in batch for r in item.records]
+    keys = {k for r in records for k in identity_keys(r)}
+    with engine.begin() as conn:
+        contact_store.lock_identities(conn, keys)
+        owners = contact_store.find_owners(conn, keys)
+        preloaded = contact_store.load_many(conn, set(owners.values()))
+        outcome = reconcile(records, owners, lambda cid: preloaded[cid])
+        ids = contact_store.save(conn, list(outcome.contacts.values()), outcome.flags, now)
+        results = []
+        position = 0
+        for item in batch:
+            touched = outcome.contact_of_record[position : position + len(item.records)]
+            position += len(item.records)
+            results.append((item.event.id, inbox.PROCESSED, _result(item, touched, ids)))
+        inbox.mark_done(conn, results, now)
+
+
+def _result(item: Prepared, touched: list[int], ids: dict[int, int]) -> dict[str, Any]:
+    return {
+        "contacts": sorted({ids.get(c, c) for c in touched}),
+        "records": len(item.records),
+        "problems": [p for r in item.records for p in r.problems],
+    }
+
+
+def _count_done(report: BatchReport, batch: list[Prepared], now: datetime) -> None:
+    report.processed += len(batch)
+    report.latencies.extend((now - item.event.received_at).total_seconds() for item in batch)
+
+
+def _fail(
+    engine: Engine,
+    event: inbox.ClaimedEvent,
+    exc: Exception,
+    report: BatchReport,
+    now: datetime,
+    max_attempts: int,
+    retry_base: float,
+    *,
+    permanent: bool = False,
+) -> None:
+    message = describe_error(exc)
+    status = inbox.mark_failed(
+        engine, event, message, now=now, max_attempts=max_attempts, retry_base=retry_base,
+        permanent=permanent,
+    )
+    report.failed += 1
+    report.dead += status == inbox.DEAD
+    log.warning("event %s failed (%s, attempt %d): %s", event.id, status, event.attempts,
+                type(exc).__name__)
+
+
+def describe_error(exc: Exception) -> str:
+    """What an admin reads in the event's last_error: the class and our own message. SQL
+    errors are cut to their first line, which names the constraint but not the values."""
+    if isinstance(exc, SQLAlchemyError):
+        first = str(getattr(exc, "orig", exc)).splitlines()[0]
+        return f"{type(exc).__name__}: {first[:300]}"
+    return f"{type(exc).__name__}: {exc}"

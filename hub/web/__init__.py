@@ -1,0 +1,1 @@
+"""HTTP adapters: webhook receiver, admin API, health and metrics."""

@@ -1,0 +1,103 @@
+"""POST /webhooks/<connection>: verify, persist, signal, answer; nothing more on this path.
+
+The chain is the whole contract with the vendor: 404 for an unknown connection, 413 for an
+oversized body, 401 for a bad signature (nothing stored), 400 for a body we cannot read, and
+once the inbox row is committed, 202 — whatever happens to Redis afterwards. The same delivery
+again answers 200 "duplicate"; an event type we do not handle is stored as ignored, answered 200.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import Engine
+
+from connectors.base import Headers, WebhookRequest
+from connectors.registry import get_connector
+from hub.adapters.db import admin, inbox
+from hub.domain.errors import NotFoundError, PayloadTooLargeError, WebhookError
+from hub.runtime import Runtime
+
+bp = Blueprint("webhooks", __name__)
+
+
+@dataclass
+class _Cached:
+    info: admin.ConnectionInfo
+    until: float
+
+
+class ConnectionCache:
+    """Connections by name for a few seconds: spares the hot path a query per delivery.
+    Misses are never cached, so a new connection works at once."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._items: dict[str, _Cached] = {}
+
+    def get(self, engine: Engine, name: str) -> admin.ConnectionInfo | None:
+        hit = self._items.get(name)
+        if hit and hit.until > time.monotonic():
+            return hit.info
+        info = admin.get_connection(engine, name)
+        if info is not None:
+            self._items[name] = _Cached(info, time.monotonic() + self.ttl)
+        return info
+
+
+@bp.post("/webhooks/<name>")
+def receive(name: str) -> Response:
+    rt: Runtime = current_app.extensions["hub.runtime"]
+    cache: ConnectionCache = current_app.extensions["hub.connections"]
+    connection = cache.get(rt.engine, name)
+    if connection is None or connection.status == "disabled":
+        rt.dispatcher.delivery_received("unknown", "unknown_connection", wake=False)
+        raise NotFoundError(f"no connection named {name!r} accepts webhooks here")
+    try:
+        response = _accept(rt, connection)
+    except WebhookError as exc:
+        rt.dispatcher.delivery_received(connection.name, f"rejected_{exc.status}", wake=False)
+        raise
+    return response
+
+
+def _accept(rt: Runtime, connection: admin.ConnectionInfo) -> Response:
+    body = _read_body(rt.settings.max_body_bytes)
+    now = datetime.now(UTC)
+    incoming = WebhookRequest(request.method, request.url, Headers(request.headers), body, now)
+    connector = get_connector(connection.connector)
+    connector.verify(incoming, list(connection.secrets))
+    connector.check_sender(incoming, connection.settings)
+    delivery = connector.identify(incoming)
+    understood = connector.understands(delivery.event_type)
+    accepted = inbox.accept(
+        rt.engine,
+        connection_id=connection.id,
+        delivery_key=delivery.key,
+        event_type=delivery.event_type,
+        headers=delivery.headers,
+        body=body,
+        status=inbox.ACCEPTED if understood else inbox.IGNORED,
+        now=now,
+    )
+    outcome = "duplicate" if accepted.duplicate else ("accepted" if understood else "ignored")
+    rt.dispatcher.delivery_received(
+        connection.name, outcome, wake=outcome == "accepted"
+    )
+    status_code = 202 if outcome == "accepted" else 200
+    response = jsonify({"event_id": accepted.event_id, "status": outcome})
+    response.status_code = status_code
+    return response
+
+
+def _read_body(limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLargeError(f"the body is {request.content_length} bytes; the limit is "
+                                   f"{limit}")
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLargeError(f"the body is larger than the limit of {limit} bytes")
+    return body
