@@ -145,7 +145,8 @@ def stop_process(proc):
 
 
 def log_tail(path, lines=30):
-    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    text = path.read_text(errors="replace") if path.exists() else "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def redact(url):
