@@ -40,6 +40,7 @@ def cli(log_level: str | None) -> None:
 
     level = (log_level or load_settings().log_level).upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
 
 
 @cli.command()
@@ -76,7 +77,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the webhook receiver and admin API under gunicorn."""
     from hub.gunicorn_app import serve as run
 
-    run(host=host, port=port, workers=workers, threads=threads)
+    from hub.config import load_settings
+
+    run(host=host, port=port, workers=workers, threads=threads,
+        log_level=load_settings().log_level)
 
 
 @cli.command()
@@ -235,13 +239,16 @@ def events_replay(event_ids: tuple[int, ...], dead: bool) -> None:
 
 
 @cli.command()
-@click.option("--keep", is_flag=True, help="Keep var/demo afterwards for a look around.")
-def demo(keep: bool) -> None:
+def demo() -> None:
     """Run the hub on embedded defaults with demo deliveries and show the golden records."""
     from hub.demo.run import run_demo
 
-    sys.exit(run_demo(keep=keep))
+    sys.exit(run_demo())
 
 
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="hub")
+
+
+if __name__ == "__main__":
+    main()

@@ -54,10 +54,10 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
         raw = env.get(f"HUB_{spec.name.upper()}")
         if raw is None or spec.name == "extra":
             continue
-        kind = type(getattr(Settings(), spec.name))
+        kind = next(k for k in _CONVERTERS if isinstance(getattr(Settings(), spec.name), k))
         try:
             values[spec.name] = _CONVERTERS[kind](raw)
-        except (ValueError, KeyError):
+        except ValueError:
             raise ConfigurationError(
                 f"HUB_{spec.name.upper()}={raw!r} is not a valid {kind.__name__}"
             ) from None

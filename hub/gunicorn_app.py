@@ -26,7 +26,7 @@ class HubApplication(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def serve(*, host: str, port: int, workers: int, threads: int) -> None:
+def serve(*, host: str, port: int, workers: int, threads: int, log_level: str = "info") -> None:
     HubApplication({
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -36,4 +36,7 @@ def serve(*, host: str, port: int, workers: int, threads: int) -> None:
         "graceful_timeout": 10,
         "keepalive": 5,
         "accesslog": None,
+        "loglevel": log_level.lower(),
+        # one shared control socket path would make two hubs on one machine collide
+        "control_socket_disable": True,
     }).run()

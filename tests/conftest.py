@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis as redis_lib
@@ -35,13 +36,18 @@ def _test_redis_url() -> str:
 
 @pytest.fixture(autouse=True)
 def _no_outbound_http(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Vendor APIs are faked with `responses`; a real outbound call is a test bug."""
+    """Vendor APIs are faked with `responses`; a real outbound call is a test bug. Only the
+    hub's own servers on loopback (end-to-end tests) may be reached."""
     import requests.adapters
 
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("a test tried to reach the network; fake it with `responses`")
+    real_send = requests.adapters.HTTPAdapter.send
 
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", refuse)
+    def loopback_only(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if urlsplit(request.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise RuntimeError("a test tried to reach the network; fake it with `responses`")
+        return real_send(adapter, request, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", loopback_only)
 
 
 @pytest.fixture

@@ -1,15 +1,19 @@
 """Deterministic identity resolution: which contact a source record is about.
 
 Order of evidence: the tool's own id for this person (linked external id), then the normalised
-email, then the E.164 phone. The strongest evidence decides; weaker identifiers that already
-belong to another contact are never moved or merged on their own: they are reported as a clash,
-which becomes a duplicate flag for an admin. Storage makes each identity unique, so two workers
-can never give one identity to two contacts.
+email, then the E.164 phone. Two refinements keep a guess from merging two people:
+- a phone decides only for a record that carries no email: people share phones (a household,
+  a switchboard) far more often than email addresses, so "same phone, different email" is a
+  duplicate flag for an admin, not a merge;
+- a contact that already holds another id of the same tool is not that record's person (the
+  tool itself says they are two), so the match is refused and flagged.
+Identifiers that already belong to someone else are never moved: they are reported as clashes.
+Storage makes each identity unique, so two workers can never give one identity to two contacts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -34,9 +38,6 @@ class IdentityKey:
         return f"{self.kind.value} {self.value}"
 
 
-EVIDENCE_ORDER = (IdentityKind.EXTERNAL, IdentityKind.EMAIL, IdentityKind.PHONE)
-
-
 def identity_keys(record: CanonicalRecord) -> list[IdentityKey]:
     """The identifiers a record carries, strongest first."""
     keys = []
@@ -57,17 +58,41 @@ class Resolution:
     clashes: list[tuple[IdentityKey, int]] = field(default_factory=list)
 
 
-def resolve_identity(keys: list[IdentityKey], owners: Mapping[IdentityKey, int]) -> Resolution:
-    """Pick the contact by the strongest known key; say which keys to link and which clash."""
-    matched = next(
-        (k for kind in EVIDENCE_ORDER for k in keys if k.kind is kind and k in owners), None
-    )
+ExternalIdsOf = Callable[[int, str], set[str]]
+
+
+def resolve_identity(
+    keys: list[IdentityKey],
+    owners: Mapping[IdentityKey, int],
+    external_ids_of: ExternalIdsOf = lambda contact, scope: set(),
+) -> Resolution:
+    """Pick the contact by the strongest admissible key; say which keys to link and which clash."""
+    matched = _strongest_match(keys, owners, external_ids_of)
     contact_id = owners[matched] if matched else None
     resolution = Resolution(contact_id=contact_id, matched_by=matched)
     for key in keys:
         owner = owners.get(key)
         if owner is None:
             resolution.attach.append(key)
-        elif contact_id is not None and owner != contact_id:
+        elif owner != contact_id:
             resolution.clashes.append((key, owner))
     return resolution
+
+
+def _strongest_match(
+    keys: list[IdentityKey], owners: Mapping[IdentityKey, int], external_ids_of: ExternalIdsOf
+) -> IdentityKey | None:
+    by_kind = {k.kind: k for k in keys}
+    external = by_kind.get(IdentityKind.EXTERNAL)
+    if external and external in owners:
+        return external
+    candidates = [by_kind.get(IdentityKind.EMAIL)]
+    if IdentityKind.EMAIL not in by_kind:
+        candidates.append(by_kind.get(IdentityKind.PHONE))
+    for key in candidates:
+        if key is None or key not in owners:
+            continue
+        if external and external_ids_of(owners[key], external.scope) - {external.value}:
+            return None  # the tool knows that contact under another id: two people
+        return key
+    return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from hub.domain.contact import CanonicalRecord
 from hub.domain.flags import FlagKind, NewFlag
 from hub.domain.golden import GoldenRecord
-from hub.domain.identity import IdentityKey, identity_keys, resolve_identity
+from hub.domain.identity import IdentityKey, IdentityKind, identity_keys, resolve_identity
 from hub.domain.merge import plan_merge
 
 
@@ -35,7 +35,13 @@ def reconcile(
     next_new_id = -1
     for record in records:
         keys = identity_keys(record)
-        resolution = resolve_identity(keys, owners)
+
+        def external_ids_of(contact_id: int, scope: str) -> set[str]:
+            golden = outcome.contacts.get(contact_id) or load(contact_id)
+            return {k.value for k in golden.identities
+                    if k.kind is IdentityKind.EXTERNAL and k.scope == scope}
+
+        resolution = resolve_identity(keys, owners, external_ids_of)
         if resolution.contact_id is None:
             golden = GoldenRecord(id=next_new_id)
             next_new_id -= 1
