@@ -75,9 +75,8 @@ def db_upgrade(revision: str) -> None:
 @click.option("--threads", default=8, show_default=True, type=int, help="threads per process")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the webhook receiver and admin API under gunicorn."""
-    from hub.gunicorn_app import serve as run
-
     from hub.config import load_settings
+    from hub.gunicorn_app import serve as run
 
     run(host=host, port=port, workers=workers, threads=threads,
         log_level=load_settings().log_level)

@@ -48,7 +48,8 @@ def drain_inbox() -> dict[str, int]:
         if not events:
             _finish(rt)
             return totals
-        if len(events) == settings.batch_size and not fanned_out and not rt.dispatcher.drain_waiting():
+        full = len(events) == settings.batch_size
+        if full and not fanned_out and not rt.dispatcher.drain_waiting():
             rt.dispatcher.enqueue_drain()  # more waiting: let another worker share the load
             fanned_out = True
         report = process_events(

@@ -7,9 +7,9 @@ connection on first use, so a command that needs only the database never starts 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import redis
 from sqlalchemy import Engine

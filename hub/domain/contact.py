@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     STRING = "string"
     EMAIL = "email"
     PHONE = "phone"
@@ -28,7 +28,7 @@ class FieldType(str, Enum):
     ENUM = "enum"
 
 
-class MergeStrategy(str, Enum):
+class MergeStrategy(StrEnum):
     LATEST = "latest"  # the most recently observed non-empty value wins
     EARLIEST = "earliest"  # the smallest value wins (first order date)
     GREATEST = "greatest"  # the largest value wins (last order date)
@@ -98,7 +98,9 @@ def _specs() -> dict[str, FieldSpec]:
         specs[f"{group}.lawful_basis"] = FieldSpec(
             f"{group}.lawful_basis", s.ENUM, group=group, choices=LAWFUL_BASES
         )
-        specs[f"{group}.double_opt_in"] = FieldSpec(f"{group}.double_opt_in", s.BOOLEAN, group=group)
+        specs[f"{group}.double_opt_in"] = FieldSpec(
+            f"{group}.double_opt_in", s.BOOLEAN, group=group
+        )
         specs[f"{group}.at"] = FieldSpec(f"{group}.at", s.DATETIME, group=group)
     return specs
 

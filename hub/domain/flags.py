@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class FlagKind(str, Enum):
+class FlagKind(StrEnum):
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
     COMPLIANCE = "compliance"

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from hub.domain.contact import CanonicalRecord
 
 
-class IdentityKind(str, Enum):
+class IdentityKind(StrEnum):
     EXTERNAL = "external"
     EMAIL = "email"
     PHONE = "phone"

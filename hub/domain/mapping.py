@@ -155,9 +155,9 @@ def type_problem(spec: FieldSpec, value: Any) -> str | None:
         return f"expected {spec.type.value}, got {type(value).__name__}"
     if spec.type is FieldType.ENUM and value not in spec.choices:
         return f"{value!r} is not one of {', '.join(spec.choices)}"
-    if spec.type is FieldType.COUNTRY and not re.fullmatch(r"[A-Z]{2}", value):
+    if spec.type is FieldType.COUNTRY and not re.fullmatch(r"[A-Z]{2}", str(value)):
         return f"{value!r} is not an ISO 3166-1 alpha-2 code (use the country_iso2 transform)"
-    if spec.type is FieldType.CURRENCY and not re.fullmatch(r"[A-Z]{3}", value):
+    if spec.type is FieldType.CURRENCY and not re.fullmatch(r"[A-Z]{3}", str(value)):
         return f"{value!r} is not an ISO 4217 currency code"
     return None
 
@@ -203,6 +203,7 @@ def _as_list(value: Any) -> list[str]:
 
 
 def _compile_transform(raw: Any, where: str) -> TransformCall:
+    args: Any
     if isinstance(raw, str):
         name, args = raw, {}
     elif isinstance(raw, dict) and len(raw) == 1:

@@ -51,9 +51,10 @@ def plan_merge(
         if spec.group:
             groups.setdefault(spec.group, []).append(name)
             continue
-        if _wins(spec, value, values.get(name), provenance.get(name), incoming):
-            if values.get(name) != value or provenance.get(name) != incoming:
-                changes.append(FieldChange(name, values.get(name), value, incoming))
+        current = values.get(name)
+        changed = current != value or provenance.get(name) != incoming
+        if changed and _wins(spec, value, current, provenance.get(name), incoming):
+            changes.append(FieldChange(name, current, value, incoming))
     for group, names in groups.items():
         changes.extend(_replace_group(group, names, values, provenance, record, specs))
     return changes

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from hub.adapters.db import inbox
@@ -44,19 +52,23 @@ def readyz() -> Response:
     return problem(503, "Service Unavailable", f"not ready: {failing} unreachable", checks=checks)
 
 
-class HubCollector:
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class HubCollector(Collector):
     """Reads counters that every web and worker process adds to in Redis, so the figures are
     the whole deployment's, not one gunicorn worker's."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         deliveries = CounterMetricFamily(
             "hub_webhook_deliveries", "Webhook deliveries by connection and outcome",
             labels=["connection", "outcome"])
         for field, value in self.rt.redis.hgetall(DELIVERIES_KEY).items():
-            connection, _, outcome = field.decode().partition("|")
+            connection, _, outcome = _text(field).partition("|")
             deliveries.add_metric([connection, outcome], int(value))
         yield deliveries
         yield self._latency()
@@ -73,7 +85,7 @@ class HubCollector:
         yield inbox_gauge
 
     def _latency(self) -> HistogramMetricFamily:
-        raw = {k.decode(): float(v) for k, v in self.rt.redis.hgetall(LATENCY_KEY).items()}
+        raw = {_text(k): float(v) for k, v in self.rt.redis.hgetall(LATENCY_KEY).items()}
         buckets = [(str(b), raw.get(f"le:{b}", 0.0)) for b in LATENCY_BUCKETS]
         buckets.append(("+Inf", raw.get("count", 0.0)))
         return HistogramMetricFamily(
@@ -85,5 +97,5 @@ class HubCollector:
 @bp.get("/metrics")
 def metrics() -> Response:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HubCollector(_rt()))  # type: ignore[arg-type]
+    registry.register(HubCollector(_rt()))
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")

@@ -67,7 +67,8 @@ def receive(name: str) -> Response:
 def _accept(rt: Runtime, connection: admin.ConnectionInfo) -> Response:
     body = _read_body(rt.settings.max_body_bytes)
     now = datetime.now(UTC)
-    incoming = WebhookRequest(request.method, request.url, Headers(request.headers), body, now)
+    headers = Headers(dict(request.headers))
+    incoming = WebhookRequest(request.method, request.url, headers, body, now)
     connector = get_connector(connection.connector)
     connector.verify(incoming, list(connection.secrets))
     connector.check_sender(incoming, connection.settings)

@@ -13,18 +13,18 @@ import re
 import secrets as random_secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, Table, insert, select, update
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.exc import IntegrityError
 
 from hub.adapters.db.models import ApiToken, AuditEntry, Connection
 from hub.domain.errors import ConfigurationError, ConflictError, NotFoundError
 
-CONN = Connection.__table__
-TOK = ApiToken.__table__
-AUD = AuditEntry.__table__
+CONN = cast(Table, Connection.__table__)
+TOK = cast(Table, ApiToken.__table__)
+AUD = cast(Table, AuditEntry.__table__)
 ROLES = ("admin", "viewer")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, literal_column, select, text, update
+from sqlalchemy import Table, bindparam, insert, literal_column, select, text, update
 from sqlalchemy.engine import Connection
 
 from hub.adapters.db.dialect import upsert
@@ -22,10 +22,10 @@ from hub.domain.flags import NewFlag
 from hub.domain.golden import GoldenRecord
 from hub.domain.identity import IdentityKey, IdentityKind
 
-C = Contact.__table__
-I = ContactIdentity.__table__  # noqa: E741
-P = FieldProvenance.__table__
-F = Flag.__table__
+C = cast(Table, Contact.__table__)
+I = cast(Table, ContactIdentity.__table__)  # noqa: E741
+P = cast(Table, FieldProvenance.__table__)
+F = cast(Table, Flag.__table__)
 
 
 def _lock_id(key: IdentityKey) -> int:

@@ -2,7 +2,8 @@
 
 SQLite: WAL so readers never block the webhook writer, a long busy timeout, and BEGIN
 IMMEDIATE so a writing transaction takes the write lock up front (two workers can then never
-both decide a new identity is free); read-only sessions begin deferred. PostgreSQL: pre-ping and a small pool per process.
+both decide a new identity is free); read-only sessions begin deferred. PostgreSQL:
+pre-ping and a small pool per process.
 """
 
 from __future__ import annotations

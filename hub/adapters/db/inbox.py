@@ -10,15 +10,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
 
 from hub.adapters.db.dialect import upsert
 from hub.adapters.db.models import Connection as ConnectionRow
 from hub.adapters.db.models import InboxEvent
 
-T = InboxEvent.__table__
+T = cast(Table, InboxEvent.__table__)
 ACCEPTED, PROCESSING, PROCESSED, IGNORED, DEAD = (
     "accepted",
     "processing",
@@ -125,7 +125,7 @@ def claim(engine: Engine, *, limit: int, now: datetime, lease_seconds: int) -> l
         ids = sorted(conn.execute(stmt).scalars())
         if not ids:
             return []
-        C = ConnectionRow.__table__
+        C = cast(Table, ConnectionRow.__table__)
         rows = conn.execute(
             select(
                 T.c.id, C.c.name, C.c.connector, C.c.settings, T.c.event_type,
@@ -168,7 +168,7 @@ def mark_done(conn: Any, results: list[tuple[int, str, dict[str, Any]]], now: da
 def backoff_seconds(attempt: int, base: float) -> float:
     """Exponential with full jitter, capped at an hour: spreads retries of a failing vendor."""
     ceiling = min(3600.0, base * 2 ** max(0, attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter, not crypto
 
 
 def mark_failed(

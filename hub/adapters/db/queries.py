@@ -6,9 +6,9 @@ while new contacts arrive, which offset pagination cannot promise.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, desc, select
+from sqlalchemy import Engine, Table, desc, select
 
 from hub.adapters.db.models import (
     Connection,
@@ -23,12 +23,12 @@ from hub.domain.errors import NotFoundError
 from hub.domain.identity import IdentityKey, IdentityKind
 from hub.services.contact_view import contact_view
 
-C = Contact.__table__
-I = ContactIdentity.__table__  # noqa: E741
-P = FieldProvenance.__table__
-F = Flag.__table__
-E = InboxEvent.__table__
-CONN = Connection.__table__
+C = cast(Table, Contact.__table__)
+I = cast(Table, ContactIdentity.__table__)  # noqa: E741
+P = cast(Table, FieldProvenance.__table__)
+F = cast(Table, Flag.__table__)
+E = cast(Table, InboxEvent.__table__)
+CONN = cast(Table, Connection.__table__)
 
 
 def _reader(engine: Engine) -> Any:
