@@ -29,12 +29,28 @@ class TransientError(HubError):
     title = "Temporary failure"
 
 
+class RateLimitedError(TransientError):
+    """The vendor asked us to slow down; retry_after is how long it asked for (seconds)."""
+
+    title = "Rate limited"
+
+    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class AuthenticationError(ConfigurationError):
+    """The vendor refused our credentials: the connection needs an admin's attention."""
+
+    title = "Connection needs attention"
+
+
 class RejectedRecordError(HubError):
     title = "Record rejected"
 
 
 class NotFoundError(HubError):
-    title = "Not found"
+    title = "Not Found"
 
 
 class ConflictError(HubError):

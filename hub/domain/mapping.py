@@ -66,7 +66,12 @@ class Rule:
             if is_empty(value):
                 break
             args = {k: _resolve_arg(v, record) for k, v in step.args.items()}
-            value = TRANSFORMS[step.name](value, **args)
+            try:
+                value = TRANSFORMS[step.name](value, **args)
+            except TransformError:
+                raise
+            except (TypeError, ValueError, ArithmeticError) as exc:  # e.g. an argument's type
+                raise TransformError(f"{step.name} failed: {exc}") from None
         if is_empty(value) and self.default is not MISSING:
             return self.default
         return value
@@ -119,6 +124,46 @@ def stored_form(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class OutboundMapping:
+    """A compiled outbound mapping: the golden record (as the API shows it) -> a vendor payload.
+
+    Sources are paths into the nested contact view ("email", "address.city",
+    "consent.email.status", "external_id"); targets are paths in the vendor's payload.
+    """
+
+    connector: str
+    object_type: str
+    version: str
+    rules: tuple[Rule, ...]
+
+    def apply(self, contact: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        payload: dict[str, Any] = {}
+        problems: list[str] = []
+        written: set[str] = set()
+        for number, rule in enumerate(self.rules, start=1):
+            if rule.target in written:
+                continue
+            try:
+                value = rule.apply(contact)
+            except TransformError as exc:
+                problems.append(f"rule {number} ({rule.target}): {exc}")
+                continue
+            if is_empty(value):
+                continue
+            set_path(payload, rule.target, stored_form(value))
+            written.add(rule.target)
+        return payload, problems
+
+
+def set_path(payload: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.split(".")
+    node = payload
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+
+
 def _resolve_arg(value: Any, record: dict[str, Any]) -> Any:
     """An argument written as {path: "a.b"} (or a list of paths, first non-empty wins) takes its
     value from the record itself."""
@@ -162,31 +207,19 @@ def type_problem(spec: FieldSpec, value: Any) -> str | None:
     return None
 
 
+def compile_outbound(document: dict[str, Any]) -> OutboundMapping:
+    """An outbound document: any vendor path may be a target, written once."""
+    rules = _compile_rules(document, outbound=True, custom={})
+    return OutboundMapping(document["connector"], document["object"],
+                           str(document.get("version", "default")), tuple(rules))
+
+
 def compile_mapping(
     document: dict[str, Any], custom_fields: dict[str, FieldSpec] | None = None
 ) -> Mapping:
     """Check a validated document against the model and the whitelist; refuse what is wrong."""
     custom = custom_fields or {}
-    name = f"{document['connector']}.{document['object']}"
-    rules: list[Rule] = []
-    for number, raw in enumerate(document["rules"], start=1):
-        where = f"mapping {name}, rule {number}"
-        target = raw["target"]
-        if target not in CANONICAL_FIELDS and target not in custom:
-            raise ConfigurationError(f"{where}: unknown canonical field {target!r}")
-        rules.append(
-            Rule(
-                target=target,
-                sources=tuple(parse_path(p) for p in _as_list(raw.get("source"))),
-                constant=raw.get("value", MISSING),
-                transforms=tuple(_compile_transform(t, where) for t in raw.get("transforms", [])),
-                default=raw.get("default", MISSING),
-                when=_compile_condition(raw["when"], where) if raw.get("when") else None,
-            )
-        )
-        if not rules[-1].sources and rules[-1].constant is MISSING:
-            raise ConfigurationError(f"{where}: give a source path or a constant value")
-    _refuse_unconditional_duplicates(rules, name)
+    rules = _compile_rules(document, outbound=False, custom=custom)
     return Mapping(
         connector=document["connector"],
         object_type=document["object"],
@@ -194,6 +227,44 @@ def compile_mapping(
         rules=tuple(rules),
         custom_fields=custom,
     )
+
+
+_VENDOR_PATH = re.compile(r"^[A-Za-z0-9_$@-]+(\.[A-Za-z0-9_$@-]+)*$")
+
+
+def _compile_rules(
+    document: dict[str, Any], *, outbound: bool, custom: dict[str, FieldSpec]
+) -> list[Rule]:
+    name = f"{document['connector']}.{document['object']}"
+    rules: list[Rule] = []
+    for number, raw in enumerate(document["rules"], start=1):
+        where = f"mapping {name}, rule {number}"
+        target = raw["target"]
+        if outbound and not _VENDOR_PATH.match(target):
+            raise ConfigurationError(f"{where}: target {target!r} must be a dotted vendor path")
+        if not outbound and target not in CANONICAL_FIELDS and target not in custom:
+            raise ConfigurationError(f"{where}: unknown canonical field {target!r}")
+        try:
+            sources = tuple(parse_path(p) for p in _as_list(raw.get("source")))
+            when = _compile_condition(raw["when"], where) if raw.get("when") else None
+        except ConfigurationError as exc:
+            if exc.detail.startswith("mapping "):
+                raise
+            raise ConfigurationError(f"{where}: {exc.detail}") from None
+        rules.append(
+            Rule(
+                target=target,
+                sources=sources,
+                constant=raw.get("value", MISSING),
+                transforms=tuple(_compile_transform(t, where) for t in raw.get("transforms", [])),
+                default=raw.get("default", MISSING),
+                when=when,
+            )
+        )
+        if not rules[-1].sources and rules[-1].constant is MISSING:
+            raise ConfigurationError(f"{where}: give a source path or a constant value")
+    _refuse_unconditional_duplicates(rules, name)
+    return rules
 
 
 def _as_list(value: Any) -> list[str]:

@@ -49,6 +49,13 @@ def parse_path(path: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+def _text(value: Any) -> str:
+    """How a JSON value is written in a [key=value] filter: true, false, null, 12, work."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
 def resolve(data: Any, steps: tuple[Step, ...]) -> Any:
     """The value at the path, a list for `[*]` and `[k=v]` steps, or None when absent."""
     current = data
@@ -66,7 +73,7 @@ def resolve(data: Any, steps: tuple[Step, ...]) -> Any:
             items = current
             if step.match is not None:
                 name, wanted = step.match
-                items = [i for i in items if isinstance(i, dict) and str(i.get(name)) == wanted]
+                items = [i for i in items if isinstance(i, dict) and _text(i.get(name)) == wanted]
             rest = steps[position + 1 :]
             values = [resolve(item, rest) for item in items]
             return [v for v in values if v is not None]

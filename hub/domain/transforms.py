@@ -8,6 +8,7 @@ TransformError with a message an admin can act on. None passes through every tra
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -72,6 +73,8 @@ def email(value: Any) -> str:
 def phone_e164(value: Any, region: str | None = None) -> str:
     """E.164 (+14155550134); national numbers need the region they were written in."""
     text = _text(value).strip()
+    if region is not None and not isinstance(region, str):
+        raise TransformError(f"phone region must be a country code, not {region!r}")
     region_code = (region or "").upper() or None
     try:
         number = phonenumbers.parse(text, region_code)
@@ -79,7 +82,13 @@ def phone_e164(value: Any, region: str | None = None) -> str:
         raise TransformError(f"not a phone number: {exc}") from None
     if not phonenumbers.is_possible_number(number):
         raise TransformError("not a possible phone number for its country")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    result = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # An identity must read back as itself, or one person gets two phone identities.
+    again = phonenumbers.format_number(phonenumbers.parse(result, None),
+                                       phonenumbers.PhoneNumberFormat.E164)
+    if again != result:
+        raise TransformError("not a valid phone number for its country")
+    return result
 
 
 def split_name(value: Any, part: str = "first") -> str | None:
@@ -98,8 +107,10 @@ def join(value: Any, separator: str = " ") -> str:
 
 
 def split(value: Any, separator: str = ",") -> list[str]:
+    if not isinstance(separator, str) or not separator:
+        raise TransformError("split needs a non-empty separator")
     if isinstance(value, list):
-        return [_text(v).strip() for v in value if str(v).strip()]
+        return [_text(v).strip() for v in value if v is not None and _text(v).strip()]
     return [part.strip() for part in _text(value).split(separator) if part.strip()]
 
 
@@ -126,7 +137,10 @@ def datetime_utc(value: Any, assume: str = "UTC") -> datetime:
         if assume != "UTC":
             raise TransformError("naive times are only supported as UTC")
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise TransformError(f"{value!r} is outside the range of dates") from None
 
 
 def epoch_utc(value: Any, unit: str = "s") -> datetime:
@@ -142,6 +156,19 @@ def epoch_utc(value: Any, unit: str = "s") -> datetime:
 
 def number(value: Any, places: int | None = None) -> float:
     """A decimal number; money is rounded to its minor unit with `places`."""
+    parsed = _decimal(value)
+    try:
+        if places is not None:
+            parsed = round(parsed, int(places))
+        result = float(parsed)
+    except (InvalidOperation, ValueError, TypeError, OverflowError):
+        raise TransformError(f"cannot round {value!r} to {places!r} places") from None
+    if not math.isfinite(result):
+        raise TransformError(f"{value!r} is too large")
+    return result
+
+
+def _decimal(value: Any) -> Decimal:
     if isinstance(value, bool):
         raise TransformError("expected a number, got a boolean")
     try:
@@ -150,16 +177,14 @@ def number(value: Any, places: int | None = None) -> float:
         raise TransformError(f"not a number: {value!r}") from None
     if not parsed.is_finite():
         raise TransformError(f"not a finite number: {value!r}")
-    if places is not None:
-        parsed = round(parsed, int(places))
-    return float(parsed)
+    return parsed
 
 
 def integer(value: Any) -> int:
-    result = number(value)
-    if result != int(result):
-        raise TransformError(f"not a whole number: {value!r}")
-    return int(result)
+    parsed = _decimal(value)
+    if parsed != parsed.to_integral_value() or abs(parsed) >= 10**38:
+        raise TransformError(f"not a whole number in range: {value!r}")
+    return int(parsed)
 
 
 def cents(value: Any) -> float:
@@ -193,7 +218,7 @@ def value_map(value: Any, map: dict[str, Any], default: Any = ...) -> Any:  # no
 
 def sha256(value: Any, salt: str = "") -> str:
     """Pseudonymise a value (for exports); the salt keeps hashes unlinkable across tenants."""
-    return hashlib.sha256((salt + _text(value)).encode()).hexdigest()
+    return hashlib.sha256((salt + _text(value)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 TRANSFORMS: dict[str, Transform] = {
