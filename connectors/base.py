@@ -8,13 +8,21 @@ vendor's delivery id and event type, to persist and deduplicate), and, later in 
 
 from __future__ import annotations
 
+import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qsl
 
-from hub.domain.errors import PayloadError
+from connectors.http import Action, VendorHttp
+from hub.domain.errors import ConfigurationError, PayloadError, SignatureError
+
+if TYPE_CHECKING:
+    from connectors.sinks import Sink
+    from connectors.streams import Stream
 
 
 class Headers(dict[str, str]):
@@ -40,6 +48,7 @@ class WebhookRequest:
     headers: Headers
     body: bytes
     received_at: datetime
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,17 @@ class Delivery:
 
 @dataclass(frozen=True)
 class SourceRecord:
-    """One record a delivery carries, before mapping. `payload` is what mapping paths read."""
+    """One record a delivery carries, before mapping. `payload` is what mapping paths read.
+
+    A thin delivery (Eventbrite, QuickBooks) only names what changed: `fetch` is then the URL
+    the worker reads the record from, with the connection's own credentials, before mapping.
+    """
 
     object_type: str
     external_id: str | None
     observed_at: datetime
     payload: dict[str, Any]
+    fetch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,10 +87,24 @@ class Setting:
 
 @dataclass(frozen=True)
 class ConnectionContext:
-    """What a connector may know about the connection it serves (never the secrets)."""
+    """The connection a connector serves. Credentials (API keys, OAuth tokens) are for the
+    connector's HTTP client only: they never enter a payload, a mapping or a log."""
 
     name: str
     settings: Mapping[str, Any]
+    credentials: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The vendor's documented limit: `requests` per `seconds` (per connection)."""
+
+    requests: int
+    seconds: float
+
+
+KINDS = ("email_marketing", "ecommerce", "scheduling", "erp", "crm", "forms", "sheets",
+         "generic")
 
 
 class Connector:
@@ -87,10 +115,58 @@ class Connector:
     settings: ClassVar[tuple[Setting, ...]] = ()
     events: ClassVar[dict[str, str]] = {}  # event type -> object type it yields
     kept_headers: ClassVar[tuple[str, ...]] = ()
+    rate_limit: ClassVar[RateLimit | None] = None
+    error_table: ClassVar[dict[int, Action]] = {}
 
     def verify(self, request: WebhookRequest, secrets: list[str]) -> None:
-        """Raise SignatureError unless the request is signed with one of `secrets`."""
-        raise NotImplementedError
+        """Raise SignatureError unless the request is signed with one of `secrets`.
+
+        Vendors that sign nothing are given an unguessable token in the webhook URL
+        (`?token=...`); the default compares it, in constant time, with the secrets.
+        """
+        verify_url_token(request, secrets)
+
+    def handshake(self, request: WebhookRequest) -> tuple[int, Any] | None:
+        """An answer for a vendor's set-up request (Mailchimp's GET, WooCommerce's ping) that
+        is not a delivery; None for ordinary deliveries."""
+        return None
+
+    def client(self, connection: ConnectionContext) -> VendorHttp:
+        """The HTTP client for this connection's API (pull, push, fetch)."""
+        raise ConfigurationError(f"{self.title} has no API client in the hub yet")
+
+    def streams(self, connection: ConnectionContext) -> list[Stream]:
+        return []
+
+    def sinks(self, connection: ConnectionContext) -> dict[str, Sink]:
+        return {}
+
+    def fetch(self, http: VendorHttp, record: SourceRecord) -> SourceRecord:
+        """Resolve a thin record by reading `record.fetch` with the connection's client."""
+        raise ConfigurationError(f"{self.title} does not fetch thin records")
+
+    @classmethod
+    def capabilities(cls) -> dict[str, bool]:
+        probe = ConnectionContext("probe", {s.name: s.example for s in cls.settings},
+                                  {s.name: s.example or "x" for s in cls.settings if s.secret})
+        instance = cls()
+        sinks = instance.sinks(probe)
+        return {"webhooks": bool(cls.events), "pull": bool(instance.streams(probe)),
+                "push": bool(sinks), "delete": any(s.can_delete for s in sinks.values())}
+
+    @classmethod
+    def split_settings(cls, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """(settings, credentials) checked against the spec; errors name every problem."""
+        spec = {s.name: s for s in cls.settings}
+        problems = [f"unknown setting {k!r} (known: {', '.join(spec) or 'none'})"
+                    for k in values if k not in spec]
+        problems += [f"missing required setting {s.name!r}: {s.description}"
+                     for s in cls.settings if s.required and not values.get(s.name)]
+        if problems:
+            raise ConfigurationError(f"{cls.title} connection: " + "; ".join(problems))
+        settings = {k: v for k, v in values.items() if not spec[k].secret}
+        credentials = {k: str(v) for k, v in values.items() if spec[k].secret}
+        return settings, credentials
 
     def identify(self, request: WebhookRequest) -> Delivery:
         """The vendor's delivery key and event type; raise PayloadError when they are absent."""
@@ -133,6 +209,37 @@ def require(data: dict[str, Any], key: str, kind: type | tuple[type, ...] = str)
     if not isinstance(value, kind) or value == "":
         raise PayloadError(f"the body has no valid {key!r}", pointer=f"/{key}")
     return value
+
+
+def verify_url_token(request: WebhookRequest, secrets: list[str]) -> None:
+    given = (request.query.get("token") or "").encode()
+    if not given:
+        raise SignatureError("the webhook URL has no ?token=; copy the URL the hub gave you")
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(given, secret.encode())
+    if not matched:
+        raise SignatureError("the token in the webhook URL is not this connection's")
+
+
+def form_fields(body: bytes) -> dict[str, Any]:
+    """A form-encoded body with bracketed keys (`data[merges][FNAME]=Ana`) as nested dicts,
+    the way Mailchimp and ActiveCampaign post them. Numeric keys stay dict keys."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise PayloadError("the form body is not UTF-8 text") from None
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = [p for p in re.split(r"[\[\]]+", key) if p] or [key]
+        node = result
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise PayloadError(f"form key {key!r} conflicts with another key")
+            node = child
+        node[parts[-1]] = value
+    return result
 
 
 def meta(connection: ConnectionContext, **extra: Any) -> dict[str, Any]:

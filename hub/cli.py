@@ -25,10 +25,18 @@ class HubGroup(click.Group):
     """Turns the hub's own errors into one clear line and exit code 2, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
         try:
             return super().invoke(ctx)
         except HubError as exc:
             click.echo(f"error: {exc.detail}", err=True)
+            sys.exit(2)
+        except (OperationalError, ProgrammingError) as exc:
+            first = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+            hint = " (run `hub init` first)" if "no such table" in first or \
+                "does not exist" in first else ""
+            click.echo(f"error: the database refused: {first}{hint}", err=True)
             sys.exit(2)
 
 
@@ -101,9 +109,12 @@ def connectors_list() -> None:
     """Every connector with its kind and the events it understands."""
     from connectors.registry import CONNECTORS
 
+    click.echo(f"{'CONNECTOR':<16} {'KIND':<16} {'WEBHOOKS':<9} {'PULL':<5} {'PUSH':<5} DELETE")
     for key, cls in sorted(CONNECTORS.items()):
-        events = ", ".join(sorted(cls.events))
-        click.echo(f"{key:<14} {cls.kind:<16} webhooks: {events}")
+        caps = cls.capabilities()
+        marks = ["yes" if caps[c] else "-" for c in ("webhooks", "pull", "push", "delete")]
+        click.echo(f"{key:<16} {cls.kind:<16} {marks[0]:<9} {marks[1]:<5} {marks[2]:<5} "
+                   f"{marks[3]}")
 
 
 @cli.group()
@@ -141,6 +152,24 @@ def connections_add(name: str, connector: str, secrets: tuple[str, ...],
                f"webhook URL: POST /webhooks/{info.name}")
 
 
+@connections.command("update")
+@click.argument("name")
+@click.option("--webhook-secret", "secrets", multiple=True,
+              help="Replaces the secrets; during a rotation give the new and the old one.")
+@click.option("--setting", "pairs", multiple=True, help="key=value, repeatable.")
+def connections_update(name: str, secrets: tuple[str, ...], pairs: tuple[str, ...]) -> None:
+    """Rotate a connection's webhook secrets or change its settings."""
+    from hub.adapters.db import admin
+
+    if not secrets and not pairs:
+        raise click.UsageError("give --webhook-secret and/or --setting")
+    info = admin.update_connection(_runtime().engine, name,
+                                   secrets=list(secrets) if secrets else None,
+                                   settings=_settings_pairs(pairs) if pairs else None,
+                                   actor=ACTOR)
+    click.echo(f"connection {info.name} updated; secrets configured: {len(info.secrets)}")
+
+
 @connections.command("list")
 def connections_list() -> None:
     """Connections with their status (secrets are never shown)."""
@@ -170,6 +199,7 @@ def tokens_create(role: str, name: str | None) -> None:
 
 @tokens.command("list")
 def tokens_list() -> None:
+    """Tokens with their role and state (only a prefix of each is shown)."""
     from hub.adapters.db import admin
 
     for t in admin.list_tokens(_runtime().engine):
@@ -180,6 +210,7 @@ def tokens_list() -> None:
 @tokens.command("revoke")
 @click.argument("token_id", type=int)
 def tokens_revoke(token_id: int) -> None:
+    """Revoke a token at once; requests using it then get 401."""
     from hub.adapters.db import admin
 
     admin.revoke_token(_runtime().engine, token_id, ACTOR)
@@ -197,6 +228,7 @@ def events() -> None:
 @click.option("--connection", default=None)
 @click.option("--limit", default=50, show_default=True)
 def events_list(status: str | None, connection: str | None, limit: int) -> None:
+    """The newest inbox events with status, attempts and last error."""
     from hub.adapters.db import queries
 
     items, _ = queries.list_events(_runtime().engine, status=status, connection=connection,
@@ -211,6 +243,7 @@ def events_list(status: str | None, connection: str | None, limit: int) -> None:
 @click.argument("event_id", type=int)
 @click.option("--body", is_flag=True, help="Include the raw payload (personal data).")
 def events_show(event_id: int, body: bool) -> None:
+    """One event whole: headers kept, result (contacts touched, mapping problems)."""
     from hub.adapters.db import queries
 
     click.echo(json.dumps(queries.get_event(_runtime().engine, event_id, with_body=body),

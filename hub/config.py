@@ -74,5 +74,11 @@ def _validate(settings: Settings) -> None:
     if settings.sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ConfigurationError("HUB_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     url = settings.database_url
-    if url and not url.startswith(("sqlite", "postgresql")):
+    if url and not url.startswith(("sqlite", "postgresql", "postgres://")):
         raise ConfigurationError("HUB_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigurationError("HUB_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+    if settings.sweep_seconds <= 0 or settings.retry_base_seconds <= 0:
+        raise ConfigurationError("HUB_SWEEP_SECONDS and HUB_RETRY_BASE_SECONDS must be positive")
+    if settings.job_timeout_seconds < 10:
+        raise ConfigurationError("HUB_JOB_TIMEOUT_SECONDS must be at least 10")

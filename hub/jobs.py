@@ -61,7 +61,8 @@ def drain_inbox() -> dict[str, int]:
         totals["failed"] += report.failed
         totals["dead"] += report.dead
         totals["batches"] += 1
-        if time.monotonic() - started > DRAIN_BUDGET_SECONDS:
+        budget = min(DRAIN_BUDGET_SECONDS, settings.job_timeout_seconds / 2)
+        if time.monotonic() - started > budget:
             rt.dispatcher.enqueue_drain()
             return totals
 

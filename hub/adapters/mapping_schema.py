@@ -51,7 +51,8 @@ class RuleSchema(Schema):
 class MappingDocumentSchema(Schema):
     connector = fields.String(required=True)
     object = fields.String(required=True)
-    direction = fields.String(load_default="inbound", validate=validate.OneOf(["inbound"]))
+    direction = fields.String(load_default="inbound",
+                              validate=validate.OneOf(["inbound", "outbound"]))
     version = fields.String(load_default="default")
     rules = fields.List(fields.Nested(RuleSchema), required=True, validate=validate.Length(min=1))
 

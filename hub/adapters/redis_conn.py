@@ -13,7 +13,7 @@ from pathlib import Path
 import redis
 
 CONNECT_TIMEOUT = 1.0
-SOCKET_TIMEOUT = 5.0
+SOCKET_TIMEOUT = 2.0  # RQ's blocking reads set their own, longer timeouts
 
 
 def open_redis(url: str, embedded_path: Path) -> redis.Redis:

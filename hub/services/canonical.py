@@ -23,6 +23,7 @@ def canonical_records(
     connection: str,
     connector_key: str,
     settings: dict[str, object],
+    credentials: dict[str, str],
     event_type: str,
     delivery_key: str,
     headers: dict[str, str],
@@ -32,9 +33,11 @@ def canonical_records(
 ) -> list[CanonicalRecord]:
     connector = get_connector(connector_key)
     delivery = Delivery(key=delivery_key, event_type=event_type, headers=headers)
-    context = ConnectionContext(name=connection, settings=settings)
+    context = ConnectionContext(name=connection, settings=settings, credentials=credentials)
     records = []
     for source in connector.parse(delivery, body, context):
+        if source.fetch:
+            source = connector.fetch(connector.client(context), source)
         mapping = mappings.get(connector_key, source.object_type)
         fields, problems = mapping.apply(source.payload)
         records.append(

@@ -17,12 +17,14 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from connectors.registry import get_connector
 from hub.adapters.db import contacts as contact_store
 from hub.adapters.db import inbox
 from hub.domain.contact import CanonicalRecord
-from hub.domain.errors import ConfigurationError, PayloadError, RejectedRecordError
+from hub.domain.errors import HubError, PayloadError, RejectedRecordError
 from hub.domain.identity import identity_keys
 from hub.domain.reconcile import reconcile
+from hub.redaction import redact
 from hub.services.canonical import MappingSource, canonical_records
 
 log = logging.getLogger(__name__)
@@ -54,27 +56,49 @@ def process_events(
     now = now or datetime.now(UTC)
     report = BatchReport()
     ready: list[Prepared] = []
+    ignored: list[tuple[int, str, dict[str, Any]]] = []
     for event in events:
-        try:
-            ready.append(Prepared(event, _records_of(event, mappings)))
-        except (PayloadError, RejectedRecordError) as exc:
-            _fail(engine, event, exc, report, now, max_attempts, retry_base, permanent=True)
-        except ConfigurationError as exc:  # the admin can fix it; keep retrying until then
-            _fail(engine, event, exc, report, now, max_attempts, retry_base)
+        if event.attempts > max_attempts:  # claimed again and again, never finished
+            error = GaveUpError(f"claimed {event.attempts - 1} times without finishing (the "
+                                "worker died or timed out on it each time)")
+            _fail(engine, event, error, report, now, max_attempts, retry_base, permanent=True)
+        elif not get_connector(event.connector).understands(event.event_type):
+            ignored.append((event.id, inbox.IGNORED, {"reason": "event type not handled"}))
+        else:
+            _prepare(engine, event, mappings, ready, report, now, max_attempts, retry_base)
+    if ignored:
+        with engine.begin() as conn:
+            inbox.mark_done(conn, ignored, now)
     if not ready:
         return report
     try:
         _store(engine, ready, now)
         _count_done(report, ready, now)
-    except SQLAlchemyError:
+    except Exception:  # noqa: BLE001 - whatever broke the batch, isolate the event that did
         log.warning("batch of %d events failed as a whole; retrying one by one", len(ready))
         for item in ready:
             try:
                 _store(engine, [item], now)
                 _count_done(report, [item], now)
-            except SQLAlchemyError as exc:
+            except Exception as exc:  # noqa: BLE001 - recorded on the event, retried later
                 _fail(engine, item.event, exc, report, now, max_attempts, retry_base)
     return report
+
+
+class GaveUpError(RejectedRecordError):
+    title = "Gave up"
+
+
+def _prepare(engine: Engine, event: inbox.ClaimedEvent, mappings: MappingSource,
+             ready: list[Prepared], report: BatchReport, now: datetime, max_attempts: int,
+             retry_base: float) -> None:
+    """Parse and map one event; a failure is recorded on it and never stops the batch."""
+    try:
+        ready.append(Prepared(event, _records_of(event, mappings)))
+    except (PayloadError, RejectedRecordError) as exc:  # the delivery itself is unusable
+        _fail(engine, event, exc, report, now, max_attempts, retry_base, permanent=True)
+    except Exception as exc:  # noqa: BLE001 - config errors, vendor outages, our own bugs
+        _fail(engine, event, exc, report, now, max_attempts, retry_base)
 
 
 def _records_of(event: inbox.ClaimedEvent, mappings: MappingSource) -> list[CanonicalRecord]:
@@ -82,6 +106,7 @@ def _records_of(event: inbox.ClaimedEvent, mappings: MappingSource) -> list[Cano
         connection=event.connection,
         connector_key=event.connector,
         settings=event.settings,
+        credentials=event.credentials,
         event_type=event.event_type,
         delivery_key=event.delivery_key,
         headers=event.headers,
@@ -149,5 +174,7 @@ def describe_error(exc: Exception) -> str:
     errors are cut to their first line, which names the constraint but not the values."""
     if isinstance(exc, SQLAlchemyError):
         first = str(getattr(exc, "orig", exc)).splitlines()[0]
-        return f"{type(exc).__name__}: {first[:300]}"
-    return f"{type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {redact(first, 300)}"
+    if isinstance(exc, HubError):
+        return f"{type(exc).__name__}: {exc.detail}"
+    return f"{type(exc).__name__}: {redact(exc)}"

@@ -136,17 +136,38 @@ def list_connections() -> ResponseReturnValue:
                     "next": None})
 
 
-@bp.post("/connections")
+class ConnectionUpdateSchema(Schema):
+    webhook_secrets = fields.List(fields.String(validate=validate.Length(min=1)),
+                                  validate=validate.Length(min=1, max=5))
+    settings = fields.Dict(keys=fields.String(), values=fields.Raw())
+
+
+@bp.patch("/connections/<name>")
 @requires("admin")
-def add_connection() -> ResponseReturnValue:
+def update_connection(name: str) -> ResponseReturnValue:
+    """Rotate webhook secrets (send new and old together) or change settings."""
+    data = _load(ConnectionUpdateSchema())
+    info = admin.update_connection(_rt().engine, name, secrets=data.get("webhook_secrets"),
+                                   settings=data.get("settings"), actor=actor())
+    return jsonify(info.public())
+
+
+def _load(schema: Schema) -> dict[str, Any]:
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise ApiError(400, "Bad Request", "send a JSON object", pointer="/")
     try:
-        data = ConnectionSchema().load(payload)
+        data: dict[str, Any] = schema.load(payload)
     except ValidationError as exc:
-        raise ApiError(422, "Invalid connection", "see errors for each field",
+        raise ApiError(422, "Unprocessable Content", "see errors for each field",
                        errors=exc.messages_dict) from None
+    return data
+
+
+@bp.post("/connections")
+@requires("admin")
+def add_connection() -> ResponseReturnValue:
+    data = _load(ConnectionSchema())
     info = admin.add_connection(_rt().engine, name=data["name"], connector=data["connector"],
                                 secrets=data["webhook_secrets"], settings=data["settings"],
                                 actor=actor())

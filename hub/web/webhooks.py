@@ -11,15 +11,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import Engine
 
-from connectors.base import Headers, WebhookRequest
+from connectors.base import Connector, Headers, WebhookRequest
 from connectors.registry import get_connector
 from hub.adapters.db import admin, inbox
 from hub.domain.errors import NotFoundError, PayloadTooLargeError, WebhookError
 from hub.runtime import Runtime
+from hub.web.errors import ApiError
 
 bp = Blueprint("webhooks", __name__)
 
@@ -67,9 +69,11 @@ def receive(name: str) -> Response:
 def _accept(rt: Runtime, connection: admin.ConnectionInfo) -> Response:
     body = _read_body(rt.settings.max_body_bytes)
     now = datetime.now(UTC)
-    headers = Headers(dict(request.headers))
-    incoming = WebhookRequest(request.method, request.url, headers, body, now)
+    incoming = _incoming(body, now)
     connector = get_connector(connection.connector)
+    early = connector.handshake(incoming)
+    if early is not None:
+        return _handshake_response(rt, connection, connector, incoming, early)
     connector.verify(incoming, list(connection.secrets))
     connector.check_sender(incoming, connection.settings)
     delivery = connector.identify(incoming)
@@ -91,6 +95,38 @@ def _accept(rt: Runtime, connection: admin.ConnectionInfo) -> Response:
     status_code = 202 if outcome == "accepted" else 200
     response = jsonify({"event_id": accepted.event_id, "status": outcome})
     response.status_code = status_code
+    return response
+
+
+@bp.get("/webhooks/<name>")
+def handshake(name: str) -> Response:
+    """Some vendors check a webhook URL with a GET before they use it (Mailchimp)."""
+    rt: Runtime = current_app.extensions["hub.runtime"]
+    cache: ConnectionCache = current_app.extensions["hub.connections"]
+    connection = cache.get(rt.engine, name)
+    if connection is None or connection.status == "disabled":
+        raise NotFoundError(f"no connection named {name!r} accepts webhooks here")
+    connector = get_connector(connection.connector)
+    incoming = _incoming(b"", datetime.now(UTC))
+    answer = connector.handshake(incoming)
+    if answer is None:
+        raise ApiError(405, "Method Not Allowed", "webhooks are delivered with POST")
+    return _handshake_response(rt, connection, connector, incoming, answer)
+
+
+def _incoming(body: bytes, now: datetime) -> WebhookRequest:
+    return WebhookRequest(request.method, request.url, Headers(dict(request.headers)), body,
+                          now, dict(request.args.items()))
+
+
+def _handshake_response(rt: Runtime, connection: admin.ConnectionInfo, connector: Connector,
+                        incoming: WebhookRequest, answer: tuple[int, Any]) -> Response:
+    """A set-up request is authenticated like a delivery, then answered, never stored."""
+    connector.verify(incoming, list(connection.secrets))
+    status, body = answer
+    rt.dispatcher.delivery_received(connection.name, "handshake", wake=False)
+    response = jsonify(body) if isinstance(body, dict) else Response(str(body), status=status)
+    response.status_code = status
     return response
 
 

@@ -162,3 +162,27 @@ def test_readiness_fails_with_503_when_redis_is_unreachable(tmp_path, db_url):
     assert response.json["checks"]["database"] == "ok"
     assert response.json["checks"]["redis"] != "ok"
     rt.close()
+
+
+def test_an_admin_rotates_a_connections_secret_and_both_verify(client, admin_token):
+    from tests.support import STRIPE_SECRET, stripe_delivery
+
+    response = client.patch("/api/v1/connections/pay", headers=auth(admin_token),
+                            json={"webhook_secrets": ["whsec_brand_new", STRIPE_SECRET]})
+    assert response.status_code == 200 and response.json["secrets_configured"] == 2
+    for secret in ("whsec_brand_new", STRIPE_SECRET):
+        body, headers = stripe_delivery("customer_created", secret=secret)
+        assert client.post("/webhooks/pay", data=body, headers=headers).status_code in (200, 202)
+
+
+def test_unknown_or_reserved_connection_settings_are_refused(client, admin_token):
+    typo = client.post("/api/v1/connections", headers=auth(admin_token),
+                       json={"name": "shop2", "connector": "shopify", "webhook_secrets": ["s"],
+                             "settings": {"shop_domian": "x.myshopify.com"}})
+    assert typo.status_code == 422
+    assert "unknown setting 'shop_domian'" in typo.json["detail"]
+    reserved = client.post("/api/v1/connections", headers=auth(admin_token),
+                           json={"name": "admin", "connector": "shopify",
+                                 "webhook_secrets": ["s"]})
+    assert reserved.status_code == 422
+    assert "reserved" in reserved.json["detail"]

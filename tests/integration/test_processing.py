@@ -85,7 +85,6 @@ def test_provenance_names_the_connection_event_and_mapping_for_each_field(
 
 def test_the_demo_story_merges_a_person_across_shop_and_payments(client, runtime, admin_token):
     from hub.demo.data import demo_deliveries
-
     from tests.support import SHOPIFY_SECRET, STRIPE_SECRET
 
     deliveries = demo_deliveries({"shop": "shop", "payments": "pay"},
@@ -212,3 +211,30 @@ def test_mapping_problems_are_recorded_on_the_event_without_failing_it(client, r
     assert any("unknown country 'Atlantis'" in p for p in row.result["problems"])
 
 
+
+
+def test_replaying_an_ignored_event_keeps_it_ignored(client, runtime, admin_token):
+    body, headers = shopify_delivery("unknown_topic")
+    post_all(client, [("shop", (body, headers))])
+    assert client.post("/api/v1/events/1/replay",
+                       headers={"Authorization": f"Bearer {admin_token}"}).status_code == 202
+    run_worker(runtime, burst=True)
+    assert statuses(runtime) == {"ignored": 1}
+    assert contacts(client, admin_token) == []
+
+
+def test_an_event_claimed_too_often_without_finishing_is_given_up(client, runtime):
+    from dataclasses import replace
+
+    from hub.services.process_inbox import process_events
+
+    post_all(client, [("shop", shopify_delivery("customers_create"))])
+    [event] = inbox.claim(runtime.engine, limit=1, now=datetime.now(UTC), lease_seconds=60)
+    poisoned = replace(event, attempts=runtime.settings.max_attempts + 1)
+    report = process_events(runtime.engine, [poisoned], runtime.mappings,
+                            max_attempts=runtime.settings.max_attempts, retry_base=0.01)
+    assert report.dead == 1
+    with runtime.engine.connect() as conn:
+        row = conn.execute(select(InboxEvent.__table__)).one()
+    assert row.status == "dead"
+    assert "without finishing" in row.last_error

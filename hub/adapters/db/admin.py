@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets as random_secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -27,6 +27,7 @@ TOK = cast(Table, ApiToken.__table__)
 AUD = cast(Table, AuditEntry.__table__)
 ROLES = ("admin", "viewer")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+RESERVED_NAMES = frozenset({"admin", "hub", "unknown"})  # sources the hub itself uses
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ConnectionInfo:
     settings: dict[str, Any]
     status: str
     created_at: datetime
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    status_detail: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What an API caller or a listing may see: never the secrets themselves."""
@@ -48,13 +51,16 @@ class ConnectionInfo:
             "status": self.status,
             "webhook_path": f"/webhooks/{self.name}",
             "secrets_configured": len(self.secrets),
+            "credentials_configured": sorted(self.credentials),
+            "status_detail": self.status_detail,
             "created_at": self.created_at.isoformat(),
         }
 
 
 def _info(row: Any) -> ConnectionInfo:
     return ConnectionInfo(row.id, row.name, row.connector, tuple(row.webhook_secrets or ()),
-                          dict(row.settings or {}), row.status, row.created_at)
+                          dict(row.settings or {}), row.status, row.created_at,
+                          dict(row.credentials or {}), row.status_detail)
 
 
 def get_connection(engine: Engine, name: str) -> ConnectionInfo | None:
@@ -70,10 +76,16 @@ def list_connections(engine: Engine) -> list[ConnectionInfo]:
 
 def add_connection(engine: Engine, *, name: str, connector: str, secrets: list[str],
                    settings: dict[str, Any], actor: str) -> ConnectionInfo:
+    """Add a connection; settings the connector marks secret are kept apart as credentials."""
+    from connectors.registry import get_connector
+
+    settings, credentials = type(get_connector(connector)).split_settings(settings)
     if not NAME_PATTERN.match(name):
         raise ConfigurationError(
             f"connection name {name!r} must be 1-64 lower-case letters, digits, - or _"
         )
+    if name in RESERVED_NAMES:
+        raise ConfigurationError(f"{name!r} is reserved for the hub's own records")
     if not secrets or any(not s for s in secrets):
         raise ConfigurationError("a connection needs a non-empty webhook secret")
     now = datetime.now(UTC)
@@ -81,7 +93,8 @@ def add_connection(engine: Engine, *, name: str, connector: str, secrets: list[s
         with engine.begin() as conn:
             conn.execute(insert(CONN).values(name=name, connector=connector,
                                              webhook_secrets=secrets, settings=settings,
-                                             status="active", created_at=now))
+                                             credentials=credentials, status="active",
+                                             created_at=now))
             audit(conn, actor, "connection.created", "connection", name,
                   {"connector": connector, "settings": settings})
     except IntegrityError:
@@ -146,3 +159,39 @@ def audit(conn: SqlConnection, actor: str, action: str, entity_type: str, entity
     conn.execute(insert(AUD).values(at=datetime.now(UTC), actor=actor, action=action,
                                     entity_type=entity_type, entity_id=entity_id,
                                     details=details))
+
+
+def set_connection_status(engine: Engine, name: str, status: str, detail: str | None,
+                          actor: str) -> None:
+    """Mark a connection active, or as needing attention with the vendor's (redacted) reason."""
+    with engine.begin() as conn:
+        conn.execute(update(CONN).where(CONN.c.name == name)
+                     .values(status=status, status_detail=detail))
+        audit(conn, actor, "connection.status", "connection", name, {"status": status})
+
+
+def update_connection(engine: Engine, name: str, *, secrets: list[str] | None,
+                      settings: dict[str, Any] | None, actor: str) -> ConnectionInfo:
+    """Replace the webhook secrets (a rotation: give new and old) and/or change settings."""
+    from connectors.registry import get_connector
+
+    current = get_connection(engine, name)
+    if current is None:
+        raise NotFoundError(f"no connection named {name!r}")
+    values: dict[str, Any] = {}
+    if secrets is not None:
+        if not secrets or any(not s for s in secrets):
+            raise ConfigurationError("a connection needs a non-empty webhook secret")
+        values["webhook_secrets"] = secrets
+    if settings is not None:
+        merged = {**current.settings, **current.credentials, **settings}
+        values["settings"], values["credentials"] = type(
+            get_connector(current.connector)).split_settings(merged)
+    with engine.begin() as conn:
+        conn.execute(update(CONN).where(CONN.c.name == name).values(**values))
+        audit(conn, actor, "connection.updated", "connection", name,
+              {"secrets_replaced": secrets is not None,
+               "settings_changed": sorted(settings or {})})
+    found = get_connection(engine, name)
+    assert found is not None
+    return found

@@ -42,6 +42,7 @@ class ClaimedEvent:
     connection: str
     connector: str
     settings: dict[str, Any]
+    credentials: dict[str, str]
     event_type: str
     delivery_key: str
     headers: dict[str, str]
@@ -128,7 +129,7 @@ def claim(engine: Engine, *, limit: int, now: datetime, lease_seconds: int) -> l
         C = cast(Table, ConnectionRow.__table__)
         rows = conn.execute(
             select(
-                T.c.id, C.c.name, C.c.connector, C.c.settings, T.c.event_type,
+                T.c.id, C.c.name, C.c.connector, C.c.settings, C.c.credentials, T.c.event_type,
                 T.c.delivery_key, T.c.headers, T.c.body, T.c.attempts, T.c.received_at,
             )
             .join(C, C.c.id == T.c.connection_id)
@@ -136,7 +137,8 @@ def claim(engine: Engine, *, limit: int, now: datetime, lease_seconds: int) -> l
             .order_by(T.c.id)
         ).all()
     return [
-        ClaimedEvent(r.id, r.name, r.connector, r.settings or {}, r.event_type, r.delivery_key,
+        ClaimedEvent(r.id, r.name, r.connector, r.settings or {}, r.credentials or {},
+                     r.event_type, r.delivery_key,
                      r.headers or {}, bytes(r.body), r.attempts, r.received_at)
         for r in rows
     ]

@@ -70,6 +70,7 @@ class Connection(Base):
     connector: Mapped[str] = mapped_column(String(64))
     webhook_secrets: Mapped[list[str]] = mapped_column(Json, default=list)
     settings: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    credentials: Mapped[dict[str, str]] = mapped_column(Json, default=dict)
     status: Mapped[str] = mapped_column(String(32), default="active")
     status_detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
