@@ -242,6 +242,30 @@ def form_fields(body: bytes) -> dict[str, Any]:
     return result
 
 
+def form_pairs(payload: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts as bracketed form pairs (`address[city]=Paris`), as Stripe expects them."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in payload.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, Mapping):
+            pairs.extend(form_pairs(value, name))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                pairs.append((f"{name}[{index}]", str(item)))
+        elif value is not None:
+            pairs.append((name, str(value).lower() if isinstance(value, bool) else str(value)))
+    return pairs
+
+
+def credential(connection: ConnectionContext, name: str, title: str) -> str:
+    value = connection.credentials.get(name)
+    if not value:
+        raise ConfigurationError(
+            f"{title} connection {connection.name!r} has no {name!r}; add it with "
+            f"`hub connections update {connection.name} --setting {name}=...`")
+    return value
+
+
 def meta(connection: ConnectionContext, **extra: Any) -> dict[str, Any]:
     """The `_meta` block every payload carries for mappings: connection settings and context."""
     return {"connection": connection.name, **dict(connection.settings), **extra}

@@ -41,6 +41,7 @@ class RuleSchema(Schema):
     transforms = fields.List(fields.Raw(), load_default=list)
     default = fields.Raw(allow_none=True)
     when = fields.Nested(ConditionSchema)
+    join = fields.String(validate=validate.Length(max=10))
 
     @validates_schema
     def source_or_value(self, data: dict[str, Any], **kwargs: Any) -> None:

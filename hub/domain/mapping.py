@@ -56,6 +56,7 @@ class Rule:
     transforms: tuple[TransformCall, ...] = ()
     default: Any = MISSING
     when: Condition | None = None
+    join: str | None = None  # combine every non-empty source with this separator
 
     def apply(self, record: dict[str, Any]) -> Any:
         """The rule's value for this record (None when it has nothing to say)."""
@@ -77,6 +78,10 @@ class Rule:
         return value
 
     def _first_source(self, record: dict[str, Any]) -> Any:
+        if self.join is not None:
+            parts = [resolve(record, path) for path in self.sources]
+            text = self.join.join(str(p).strip() for p in parts if not is_empty(p))
+            return text or None
         for path in self.sources:
             value = resolve(record, path)
             if not is_empty(value):
@@ -259,6 +264,7 @@ def _compile_rules(
                 transforms=tuple(_compile_transform(t, where) for t in raw.get("transforms", [])),
                 default=raw.get("default", MISSING),
                 when=when,
+                join=raw.get("join"),
             )
         )
         if not rules[-1].sources and rules[-1].constant is MISSING:
