@@ -7,7 +7,11 @@ from connectors.shopify import Shopify
 from connectors.stripe import Stripe
 from hub.domain.errors import ConfigurationError
 
-CONNECTORS: dict[str, type[Connector]] = {cls.key: cls for cls in (Shopify, Stripe)}
+SHIPPED: tuple[type[Connector], ...] = (
+    Shopify,
+    Stripe,
+)
+CONNECTORS: dict[str, type[Connector]] = {cls.key: cls for cls in SHIPPED}
 
 
 def get_connector(key: str) -> Connector:
