@@ -238,3 +238,22 @@ def test_an_event_claimed_too_often_without_finishing_is_given_up(client, runtim
         row = conn.execute(select(InboxEvent.__table__)).one()
     assert row.status == "dead"
     assert "without finishing" in row.last_error
+
+
+def test_an_email_change_in_the_tool_follows_its_id_and_keeps_the_old_address(
+    client, runtime, admin_token
+):
+    from tests.support import load_fixture, shopify_signature
+
+    post_all(client, [("shop", shopify_delivery("customers_create"))])
+    changed = load_fixture("shopify", "customers_update")
+    changed["body"]["email"] = "nora.brightwater@example.com"
+    body = json.dumps(changed["body"]).encode()
+    headers = {**changed["headers"], "X-Shopify-Hmac-Sha256": shopify_signature(body)}
+    post_all(client, [("shop", (body, headers))])
+    run_worker(runtime, burst=True)
+    [contact] = contacts(client, admin_token)
+    assert contact["email"] == "nora.brightwater@example.com"
+    assert contact["emails"] == ["nora.brightwater@example.com", "nora.testwell@example.com"]
+    found = contacts(client, admin_token, email="nora.testwell@example.com")
+    assert [c["id"] for c in found] == [contact["id"]]
