@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -24,5 +25,10 @@ class NewFlag:
     details: dict[str, Any] = field(default_factory=dict)
 
     def dedupe_key(self, contact_id: int, other_id: int | None) -> str:
+        """Kind, contacts and topic: the same finding twice is one flag. Long topics (they may
+        hold values) are hashed, which also keeps personal data out of the key."""
         pair = sorted(i for i in (contact_id, other_id) if i is not None)
-        return ":".join([self.kind.value, *map(str, pair), self.topic])
+        topic = self.topic
+        if len(topic) > 40 or "@" in topic:
+            topic = hashlib.sha256(topic.encode()).hexdigest()[:24]
+        return ":".join([self.kind.value, *map(str, pair), topic])

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hub.domain.contact import CanonicalRecord
+from hub.domain.contact import CanonicalRecord, FieldSpec, Provenance
 from hub.domain.flags import FlagKind, NewFlag
 from hub.domain.golden import GoldenRecord
 from hub.domain.identity import IdentityKey, IdentityKind, identity_keys, resolve_identity
-from hub.domain.merge import plan_merge
+from hub.domain.merge import Conflict, Policy, find_conflicts, plan_merge
 
 
 @dataclass
@@ -29,8 +29,14 @@ def reconcile(
     records: list[CanonicalRecord],
     owners: dict[IdentityKey, int],
     load: Callable[[int], GoldenRecord],
+    *,
+    policy: Policy | None = None,
+    specs: dict[str, FieldSpec] | None = None,
 ) -> BatchOutcome:
-    """Resolve and merge each record in order; `owners` is updated as identities are linked."""
+    """Resolve and merge each record in order; `owners` is updated as identities are linked.
+
+    `policy` holds the admin's survivorship rules, `specs` the canonical fields including the
+    admin's custom fields (defaults: built-in rules and fields)."""
     outcome = BatchOutcome()
     next_new_id = -1
     for record in records:
@@ -51,8 +57,10 @@ def reconcile(
         for key in resolution.attach:
             golden.link(key)
             owners[key] = golden.id
-        golden.apply(plan_merge(golden.values, golden.provenance, record))
+        conflicts = find_conflicts(golden.values, golden.provenance, record, policy, specs)
+        golden.apply(plan_merge(golden.values, golden.provenance, record, specs, policy))
         outcome.flags.extend(_clash_flags(golden.id, resolution.clashes, record))
+        outcome.flags.extend(_conflict_flags(golden.id, conflicts))
         outcome.contact_of_record.append(golden.id)
     return outcome
 
@@ -80,3 +88,47 @@ def _clash_flags(
         )
         for key, other in clashes
     ]
+
+
+def _conflict_flags(contact_id: int, conflicts: list[Conflict]) -> list[NewFlag]:
+    """Two trusted sources said different things about one field at nearly the same time."""
+    flags = []
+    for c in conflicts:
+        sides = sorted([(str(c.current), c.current_provenance), (str(c.incoming),
+                                                                 c.incoming_provenance)])
+        flags.append(NewFlag(
+            kind=FlagKind.CONFLICT,
+            contact_id=contact_id,
+            topic=f"{c.field}:{'|'.join(v for v, _ in sides)}",
+            summary=(f"{c.field}: {c.current_provenance.connection} says {c.current!r}, "
+                     f"{c.incoming_provenance.connection} says {c.incoming!r}"),
+            details={
+                "field": c.field,
+                "values": [
+                    {"value": value, "connection": p.connection, "event_id": p.event_id,
+                     "observed_at": p.observed_at.isoformat()}
+                    for value, p in ((c.current, c.current_provenance),
+                                     (c.incoming, c.incoming_provenance))
+                ],
+            },
+        ))
+    return flags
+
+
+def absorb(winner: GoldenRecord, loser: GoldenRecord, policy: Policy | None = None) -> None:
+    """Merge `loser` into `winner` by the same survivorship rules as any source: each of the
+    loser's values competes with its own provenance, oldest observation first."""
+    by_source: dict[Provenance, dict[str, object]] = {}
+    for name, value in loser.values.items():
+        origin = loser.provenance.get(name)
+        if origin is not None and value is not None:
+            by_source.setdefault(origin, {})[name] = value
+    for origin in sorted(by_source, key=lambda p: (p.observed_at, p.connection)):
+        record = CanonicalRecord(
+            connection=origin.connection, object_type="merge", external_id=None,
+            observed_at=origin.observed_at, event_id=origin.event_id,
+            fields=dict(by_source[origin]), mapping_version=origin.mapping_version,
+        )
+        winner.apply(plan_merge(winner.values, winner.provenance, record, policy=policy))
+    for key in sorted(loser.identities):
+        winner.link(key)
