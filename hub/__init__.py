@@ -15,7 +15,7 @@ def create_app(settings: Settings | None = None, runtime: Any = None) -> Flask:
     Connections to the database and Redis are made here, per process, never at import.
     """
     from hub.runtime import Runtime
-    from hub.web import api, health, webhooks
+    from hub.web import api, contacts_admin_api, health, webhooks
     from hub.web.errors import register_error_handlers
 
     rt = runtime or Runtime.from_settings(settings)
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, runtime: Any = None) -> Flask:
     )
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(contacts_admin_api.bp)
     app.register_blueprint(health.bp)
     register_error_handlers(app)
     return app

@@ -278,6 +278,16 @@ def demo() -> None:
     sys.exit(run_demo())
 
 
+def _register_groups() -> None:
+    from hub.cli_contacts import contacts, flags, survivorship
+
+    for group in (contacts, flags, survivorship):
+        cli.add_command(group)
+
+
+_register_groups()
+
+
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="hub")
 

@@ -68,26 +68,30 @@ def reconcile(
 def _clash_flags(
     contact_id: int, clashes: list[tuple[IdentityKey, int]], record: CanonicalRecord
 ) -> list[NewFlag]:
-    """An identifier that already belongs to someone else: maybe one person, maybe two."""
-    return [
-        NewFlag(
+    """Identifiers that already belong to someone else: maybe one person, maybe two. One flag
+    per pair of contacts, naming every identifier they share."""
+    by_other: dict[int, list[IdentityKey]] = {}
+    for key, other in clashes:
+        by_other.setdefault(other, []).append(key)
+    flags = []
+    for other, keys in sorted(by_other.items()):
+        shared = ", ".join(k.describe() for k in keys)
+        flags.append(NewFlag(
             kind=FlagKind.DUPLICATE,
             contact_id=contact_id,
             other_contact_id=other,
-            topic=f"{key.kind.value}",
-            summary=(
-                f"{record.connection} says {key.describe()} belongs to this contact, "
-                "but another contact already has it"
-            ),
+            summary=(f"{record.connection} says {shared} belong to this contact, "
+                     "but another contact already has them" if len(keys) > 1 else
+                     f"{record.connection} says {shared} belongs to this contact, "
+                     "but another contact already has it"),
             details={
-                "reasons": [f"same {key.kind.value}"],
-                "identifier": key.describe(),
+                "reasons": [f"same {k.kind.value}" for k in keys],
+                "identifiers": [k.describe() for k in keys],
                 "source": record.connection,
                 "event_id": record.event_id,
             },
-        )
-        for key, other in clashes
-    ]
+        ))
+    return flags
 
 
 def _conflict_flags(contact_id: int, conflicts: list[Conflict]) -> list[NewFlag]:

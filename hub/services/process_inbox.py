@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.registry import get_connector
 from hub.adapters.db import contacts as contact_store
-from hub.adapters.db import inbox
+from hub.adapters.db import inbox, merges
 from hub.domain.contact import CanonicalRecord
 from hub.domain.errors import HubError, PayloadError, RejectedRecordError
 from hub.domain.identity import identity_keys
@@ -123,7 +123,8 @@ def _store(engine: Engine, batch: list[Prepared], now: datetime) -> None:
         contact_store.lock_identities(conn, keys)
         owners = contact_store.find_owners(conn, keys)
         preloaded = contact_store.load_many(conn, set(owners.values()))
-        outcome = reconcile(records, owners, lambda cid: preloaded[cid])
+        policy = merges.load_policy(conn)
+        outcome = reconcile(records, owners, lambda cid: preloaded[cid], policy=policy)
         ids = contact_store.save(conn, list(outcome.contacts.values()), outcome.flags, now)
         results = []
         position = 0

@@ -63,6 +63,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HubError)
     def _hub_error(error: HubError) -> Response:
         extra = {"errors": error.errors} if isinstance(error, ApiError) and error.errors else {}
+        if hasattr(error, "merged_into"):
+            extra["merged_into"] = error.merged_into
+            return problem(410, error.title, error.detail, error.pointer, **extra)
         return problem(_status_of(error), error.title, error.detail, error.pointer, **extra)
 
     @app.errorhandler(HTTPException)

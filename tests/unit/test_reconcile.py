@@ -181,7 +181,7 @@ def test_a_clash_raises_one_duplicate_flag_between_the_two_contacts(clash):
         FlagKind.DUPLICATE,
         7,
         5,
-        "email",
+        "",  # one flag per pair of contacts, whatever they share
     )
 
 
@@ -194,7 +194,7 @@ def test_a_clash_flag_has_a_readable_summary_and_details(clash):
     )
     assert flag.details == {
         "reasons": ["same email"],
-        "identifier": "email ana@example.com",
+        "identifiers": ["email ana@example.com"],
         "source": "shop",
         "event_id": "evt_9",
     }
@@ -222,7 +222,8 @@ def test_a_shared_phone_with_a_different_email_is_a_new_contact_and_a_phone_flag
     )
     assert outcome.contact_of_record == [-1]
     [flag] = outcome.flags
-    assert (flag.contact_id, flag.other_contact_id, flag.topic) == (-1, 3, "phone")
+    assert (flag.contact_id, flag.other_contact_id, flag.details["reasons"]) == (
+        -1, 3, ["same phone"])
 
 
 # --- flags and golden records ----------------------------------------------------------------

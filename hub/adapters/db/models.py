@@ -108,6 +108,33 @@ class Contact(Base):
     search_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+
+
+class ContactMerge(Base):
+    """A merge an admin (or a rule) made, with both records as they were: undo restores them."""
+
+    __tablename__ = "contact_merges"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    winner_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    loser_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(Json)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SurvivorshipRule(Base):
+    """How one field (or group: "address", "consent.email") chooses between sources."""
+
+    __tablename__ = "survivorship_rules"
+    field: Mapped[str] = mapped_column(String(128), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+    sources: Mapped[list[str]] = mapped_column(Json, default=list)
+    conflict_window_seconds: Mapped[int | None] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ContactIdentity(Base):

@@ -14,6 +14,7 @@ from hub.adapters.db.models import (
     Connection,
     Contact,
     ContactIdentity,
+    ContactMerge,
     FieldProvenance,
     Flag,
     InboxEvent,
@@ -29,6 +30,7 @@ P = cast(Table, FieldProvenance.__table__)
 F = cast(Table, Flag.__table__)
 E = cast(Table, InboxEvent.__table__)
 CONN = cast(Table, Connection.__table__)
+M = cast(Table, ContactMerge.__table__)
 
 
 def _reader(engine: Engine) -> Any:
@@ -37,7 +39,7 @@ def _reader(engine: Engine) -> Any:
 
 def list_contacts(engine: Engine, *, email: str | None, q: str | None, after: int | None,
                   limit: int) -> tuple[list[dict[str, Any]], int | None]:
-    stmt = select(C).order_by(C.c.id).limit(limit + 1)
+    stmt = select(C).where(C.c.merged_into.is_(None)).order_by(C.c.id).limit(limit + 1)
     if email:
         owner = select(I.c.contact_id).where(I.c.kind == "email", I.c.value == email.lower())
         stmt = stmt.where(C.c.id.in_(owner))
@@ -59,6 +61,9 @@ def get_contact(engine: Engine, contact_id: int) -> dict[str, Any]:
         row = conn.execute(select(C).where(C.c.id == contact_id)).first()
         if row is None:
             raise NotFoundError(f"no contact with id {contact_id}")
+        if row.merged_into is not None:
+            raise MergedAwayError(f"contact {contact_id} was merged into {row.merged_into}",
+                                  merged_into=row.merged_into)
         identities = _identities(conn, [contact_id]).get(contact_id, [])
         provenance = {
             r.field: Provenance(r.connection, r.event_id, r.observed_at, r.mapping_version)
@@ -70,6 +75,31 @@ def get_contact(engine: Engine, contact_id: int) -> dict[str, Any]:
                         provenance)
     view["flags"] = [dict(f._mapping) for f in flags]
     return view
+
+
+class MergedAwayError(NotFoundError):
+    title = "Gone"
+
+    def __init__(self, detail: str, *, merged_into: int) -> None:
+        super().__init__(detail)
+        self.merged_into = merged_into
+
+
+def list_merges(engine: Engine, *, contact_id: int | None, after: int | None, limit: int
+                ) -> tuple[list[dict[str, Any]], int | None]:
+    stmt = select(M.c.id, M.c.winner_id, M.c.loser_id, M.c.actor, M.c.reason, M.c.created_at,
+                  M.c.undone_at).order_by(M.c.id).limit(limit + 1)
+    if contact_id:
+        stmt = stmt.where((M.c.winner_id == contact_id) | (M.c.loser_id == contact_id))
+    if after:
+        stmt = stmt.where(M.c.id > after)
+    with _reader(engine) as conn:
+        rows = conn.execute(stmt).all()
+    page, more = rows[:limit], len(rows) > limit
+    items = [{"id": r.id, "winner_id": r.winner_id, "loser_id": r.loser_id, "actor": r.actor,
+              "reason": r.reason, "created_at": r.created_at.isoformat(),
+              "undone_at": r.undone_at.isoformat() if r.undone_at else None} for r in page]
+    return items, (page[-1].id if more else None)
 
 
 def _identities(conn: Any, ids: list[int]) -> dict[int, list[IdentityKey]]:
