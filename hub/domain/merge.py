@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -207,12 +207,58 @@ def _replace_group(
     incoming = record.provenance()
     if any(p.connection == MANUAL_SOURCE for p in current):
         return []
+    if group.startswith("consent.") and current:
+        if not consent_may_change(group, values, current, record):
+            return []
+        return _group_changes(members, names, values, provenance, record, incoming)
     rule = policy.for_field(group)
     incoming_size = sum(1 for n in names if not is_empty(record.fields.get(n)))
     current_size = sum(1 for n in members if not is_empty(values.get(n)))
     if current and not all(_beats(rule, incoming, p, incoming_size, current_size)
                            for p in current):
         return []
+    return _group_changes(members, names, values, provenance, record, incoming)
+
+
+WITHHELD = ("withdrawn", "denied")
+
+
+def consent_may_change(group: str, values: dict[str, Any], current: list[Provenance],
+                       record: CanonicalRecord) -> bool:
+    """Withdrawal wins. Each consent observation gets a rank, and the higher rank stays:
+    a withdrawal or refusal ranks at its consent time (or, without one, its observation time);
+    a "granted" ranks at its own consent time only when the tool gave one, and otherwise below
+    every dated observation; "unknown" or "pending" ranks below everything. A withdrawal wins a
+    tie. So no replay, backfill or sync of an older "subscribed" can re-subscribe anyone, only
+    an explicit opt-in newer than the withdrawal can, and the order deliveries arrive in never
+    changes the outcome."""
+    observed = max(p.observed_at for p in current)
+    mine = _consent_rank(values.get(f"{group}.status"), values.get(f"{group}.at"), observed)
+    theirs = _consent_rank(record.fields.get(f"{group}.status"),
+                           record.fields.get(f"{group}.at"), record.observed_at)
+    if theirs == mine:
+        return record.connection in {p.connection for p in current}
+    return theirs > mine
+
+
+def _consent_rank(status: Any, at: Any, observed: datetime) -> tuple[int, str, int, str]:
+    when = str(at) if at else observed.isoformat()
+    if status in WITHHELD:
+        return (2, _utc(when), 1, observed.isoformat())
+    if status == "granted":
+        return (2, _utc(when), 0, observed.isoformat()) if at else \
+            (1, observed.isoformat(), 0, observed.isoformat())
+    return (0, _utc(when), 0, observed.isoformat())
+
+
+def _utc(text: str) -> str:
+    """ISO times in one form so that they sort as times."""
+    return datetime.fromisoformat(text).astimezone(UTC).isoformat()
+
+
+def _group_changes(members: list[str], names: list[str], values: dict[str, Any],
+                   provenance: dict[str, Provenance], record: CanonicalRecord,
+                   incoming: Provenance) -> list[FieldChange]:
     changes = []
     for name in members:
         new = record.fields.get(name) if name in names else None

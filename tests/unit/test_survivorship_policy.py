@@ -112,3 +112,50 @@ def test_absorbing_a_contact_keeps_the_newer_value_of_each_field_and_all_identit
     assert winner.values == {"first_name": "Ana", "company": "New Co", "last_name": "Lima"}
     assert winner.provenance["company"].connection == "erp"
     assert IdentityKey(IdentityKind.EXTERNAL, "erp", "C-9") in winner.identities
+
+
+def consent(status: str, at: datetime | None) -> dict[str, object]:
+    fields: dict[str, object] = {"consent.email.status": status}
+    if at is not None:
+        fields["consent.email.at"] = at.isoformat()
+    return fields
+
+
+def consent_now(connection: str, status: str, at: datetime
+                ) -> tuple[dict[str, object], dict[str, Provenance]]:
+    return current(connection, at, **consent(status, at))
+
+
+def test_an_old_subscribed_replayed_after_an_unsubscribe_changes_nothing():
+    values, prov = consent_now("mailchimp", "withdrawn", T0)
+    replay = record("shop", T0 + timedelta(days=5), **consent("granted", T0 - timedelta(days=30)))
+    assert plan_merge(values, prov, replay) == []
+
+
+def test_a_granted_without_its_own_consent_time_never_lifts_a_withdrawal():
+    values, prov = consent_now("mailchimp", "withdrawn", T0)
+    vague = record("shop", T0 + timedelta(days=5), **consent("granted", None))
+    assert plan_merge(values, prov, vague) == []
+
+
+def test_pending_or_unknown_never_lifts_a_withdrawal_however_new():
+    values, prov = consent_now("mailchimp", "withdrawn", T0)
+    pending = record("shop", T0 + timedelta(days=5), **consent("unknown", T0 + timedelta(days=5)))
+    assert plan_merge(values, prov, pending) == []
+
+
+def test_an_explicit_newer_opt_in_lifts_a_withdrawal():
+    values, prov = consent_now("mailchimp", "withdrawn", T0)
+    opt_in = record("forms", T0 + timedelta(days=1), **consent("granted", T0 + timedelta(days=1)))
+    changes = plan_merge(values, prov, opt_in)
+    assert {c.field: c.new for c in changes}["consent.email.status"] == "granted"
+
+
+def test_a_withdrawal_wins_a_tie_and_beats_an_older_grant():
+    values, prov = consent_now("shop", "granted", T0)
+    tie = record("mailchimp", T0, **consent("withdrawn", T0))
+    assert {c.field: c.new for c in plan_merge(values, prov, tie)}[
+        "consent.email.status"] == "withdrawn"
+    late_old = record("mailchimp", T0 + timedelta(days=9),
+                      **consent("withdrawn", T0 - timedelta(days=1)))
+    assert plan_merge(values, prov, late_old) == []  # the opt-in is newer than that withdrawal
