@@ -1,6 +1,6 @@
 """Fixtures shared by every test layer.
 
-Real servers: Redis from HUB_TEST_REDIS_URL (its db 13, flushed around each test) and
+Real servers: Redis from HUB_TEST_REDIS_URL (a db of its own, flushed around each test) and
 PostgreSQL from HUB_TEST_PG_URL (each test gets its own schema, dropped afterwards); `make
 test` provides both. Storage tests run once on SQLite and once on PostgreSQL through the
 `db_url` fixture. Outbound HTTP is closed: a test that forgets to fake a vendor fails.
@@ -30,8 +30,10 @@ PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.
 
 
 def _test_redis_url() -> str:
+    """The test Redis, on a db chosen by process id: two test runs on one machine (two
+    developers, or a developer and CI) then rarely share queues that each flushes."""
     url = make_url(REDIS_URL.replace("redis://", "redis+x://", 1))  # parse, then set the db
-    return f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}/13"
+    return f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}/{1 + os.getpid() % 15}"
 
 
 @pytest.fixture(autouse=True)
