@@ -86,6 +86,12 @@ class Authenticator:
     def refresh(self, session: requests.Session) -> bool:
         return False
 
+    def secret_values(self) -> list[str]:
+        """Every credential this authenticator sends, to blank out of echoed error bodies."""
+        return [str(v) for k, v in vars(self).items()
+                if isinstance(v, str) and v and k not in ("header", "username", "token_url",
+                                                          "client_id")]
+
 
 @dataclass
 class BearerToken(Authenticator):
@@ -189,6 +195,12 @@ class VendorHttp:
                           write=write)
         return self._act(action, method, url, response)
 
+    def _blank(self, text: str) -> str:
+        for secret in self.authenticator.secret_values() if self.authenticator else []:
+            if len(secret) >= 6:
+                text = text.replace(secret, "[redacted]")
+        return text
+
     def _send(self, method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         params = dict(kwargs.pop("params", None) or {})
@@ -206,8 +218,8 @@ class VendorHttp:
              ) -> requests.Response:
         if action is Action.OK:
             return response
-        where = f"{method} {redact(url)} answered {response.status_code}"
-        reason = redact(response.text[:300]) if response.text else ""
+        where = self._blank(f"{method} {redact(url)} answered {response.status_code}")
+        reason = self._blank(redact(response.text[:300])) if response.text else ""
         if action is Action.RETRY:
             raise TransientError(f"{where}: {reason}")
         if action is Action.RATE_LIMITED:

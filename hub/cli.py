@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from hub.cli_dedupe import dedupe
 from hub.domain.errors import HubError
 
 ACTOR = "cli"
@@ -135,8 +136,9 @@ def _settings_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 @connections.command("add")
 @click.argument("name")
 @click.option("--connector", required=True, help="shopify, stripe, ... (hub connectors list)")
-@click.option("--webhook-secret", "secrets", multiple=True, required=True,
-              help="The vendor's signing secret; repeat during a rotation.")
+@click.option("--webhook-secret", "secrets", multiple=True,
+              help="The vendor's signing secret (or the URL token for tools that sign "
+                   "nothing); repeat during a rotation. Not needed for pull/push-only tools.")
 @click.option("--setting", "pairs", multiple=True, help="key=value, repeatable.")
 def connections_add(name: str, connector: str, secrets: tuple[str, ...],
                     pairs: tuple[str, ...]) -> None:
@@ -286,6 +288,7 @@ def _register_groups() -> None:
 
 
 _register_groups()
+cli.add_command(dedupe)
 
 
 def main(argv: list[str] | None = None) -> None:

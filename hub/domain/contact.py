@@ -79,11 +79,14 @@ def _specs() -> dict[str, FieldSpec]:
         ("finance.erp_customer_id", s.STRING),
         ("finance.balance", s.NUMBER),
         ("finance.credit_status", s.STRING),
+        ("notes", s.STRING),
     ]
     specs = {name: FieldSpec(name, ftype) for name, ftype in plain}
     for part in ("line1", "line2", "city", "region", "postal_code"):
         specs[f"address.{part}"] = FieldSpec(f"address.{part}", s.STRING, group="address")
     specs["address.country"] = FieldSpec("address.country", s.COUNTRY, group="address")
+    specs["email_status"] = FieldSpec(
+        "email_status", s.ENUM, choices=("deliverable", "undeliverable", "unknown"))
     specs["commerce.first_order_at"] = FieldSpec(
         "commerce.first_order_at", s.DATETIME, MergeStrategy.EARLIEST
     )

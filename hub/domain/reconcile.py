@@ -16,6 +16,7 @@ from hub.domain.flags import FlagKind, NewFlag
 from hub.domain.golden import GoldenRecord
 from hub.domain.identity import IdentityKey, IdentityKind, identity_keys, resolve_identity
 from hub.domain.merge import Conflict, Policy, find_conflicts, plan_merge
+from hub.domain.quality import QualityRules, as_flags, audit_record, problem_findings
 
 
 @dataclass
@@ -32,6 +33,7 @@ def reconcile(
     *,
     policy: Policy | None = None,
     specs: dict[str, FieldSpec] | None = None,
+    quality: QualityRules | None = None,
 ) -> BatchOutcome:
     """Resolve and merge each record in order; `owners` is updated as identities are linked.
 
@@ -61,7 +63,12 @@ def reconcile(
         golden.apply(plan_merge(golden.values, golden.provenance, record, specs, policy))
         outcome.flags.extend(_clash_flags(golden.id, resolution.clashes, record))
         outcome.flags.extend(_conflict_flags(golden.id, conflicts))
+        outcome.flags.extend(as_flags(golden.id, problem_findings(record.problems,
+                                                                   record.connection)))
         outcome.contact_of_record.append(golden.id)
+    for golden in outcome.contacts.values():
+        if golden.is_dirty:
+            outcome.flags.extend(as_flags(golden.id, audit_record(golden, quality)))
     return outcome
 
 

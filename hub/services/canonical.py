@@ -10,12 +10,17 @@ from typing import Protocol
 
 from connectors.base import ConnectionContext, Delivery
 from connectors.registry import get_connector
-from hub.domain.contact import CanonicalRecord
+from hub.domain.contact import CanonicalRecord, FieldSpec
 from hub.domain.mapping import Mapping
 
 
 class MappingSource(Protocol):
-    def get(self, connector: str, object_type: str) -> Mapping: ...
+    """Where a worker finds the mapping for a connection's records (its active version, or
+    the connector's shipped default) and the fields survivorship knows (custom ones too)."""
+
+    def get_for(self, connection: str, connector: str, object_type: str) -> Mapping: ...
+
+    def field_specs(self) -> dict[str, FieldSpec]: ...
 
 
 def canonical_records(
@@ -35,10 +40,12 @@ def canonical_records(
     delivery = Delivery(key=delivery_key, event_type=event_type, headers=headers)
     context = ConnectionContext(name=connection, settings=settings, credentials=credentials)
     records = []
+    http = None
     for source in connector.parse(delivery, body, context):
         if source.fetch:
-            source = connector.fetch(connector.client(context), source)
-        mapping = mappings.get(connector_key, source.object_type)
+            http = http or connector.client(context)  # one client (one token) per delivery
+            source = connector.fetch(http, source)
+        mapping = mappings.get_for(connection, connector_key, source.object_type)
         fields, problems = mapping.apply(source.payload)
         records.append(
             CanonicalRecord(

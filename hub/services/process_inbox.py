@@ -20,12 +20,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.registry import get_connector
 from hub.adapters.db import contacts as contact_store
 from hub.adapters.db import inbox, merges
-from hub.domain.contact import CanonicalRecord
+from hub.domain.contact import CanonicalRecord, FieldSpec
 from hub.domain.errors import HubError, PayloadError, RejectedRecordError
+from hub.domain.flags import FlagKind, NewFlag
 from hub.domain.identity import identity_keys
 from hub.domain.reconcile import reconcile
 from hub.redaction import redact
 from hub.services.canonical import MappingSource, canonical_records
+from hub.services.pii_scrub import PII_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +73,15 @@ def process_events(
             inbox.mark_done(conn, ignored, now)
     if not ready:
         return report
+    specs = mappings.field_specs()  # built-in and custom fields, for survivorship
     try:
-        _store(engine, ready, now)
+        _store(engine, ready, now, specs)
         _count_done(report, ready, now)
     except Exception:  # noqa: BLE001 - whatever broke the batch, isolate the event that did
         log.warning("batch of %d events failed as a whole; retrying one by one", len(ready))
         for item in ready:
             try:
-                _store(engine, [item], now)
+                _store(engine, [item], now, specs)
                 _count_done(report, [item], now)
             except Exception as exc:  # noqa: BLE001 - recorded on the event, retried later
                 _fail(engine, item.event, exc, report, now, max_attempts, retry_base)
@@ -116,7 +119,8 @@ def _records_of(event: inbox.ClaimedEvent, mappings: MappingSource) -> list[Cano
     )
 
 
-def _store(engine: Engine, batch: list[Prepared], now: datetime) -> None:
+def _store(engine: Engine, batch: list[Prepared], now: datetime,
+           specs: dict[str, FieldSpec] | None = None) -> None:
     records = [r for item in batch for r in item.records]
     keys = {k for r in records for k in identity_keys(r)}
     with engine.begin() as conn:
@@ -124,15 +128,32 @@ def _store(engine: Engine, batch: list[Prepared], now: datetime) -> None:
         owners = contact_store.find_owners(conn, keys)
         preloaded = contact_store.load_many(conn, set(owners.values()))
         policy = merges.load_policy(conn)
-        outcome = reconcile(records, owners, lambda cid: preloaded[cid], policy=policy)
-        ids = contact_store.save(conn, list(outcome.contacts.values()), outcome.flags, now)
-        results = []
+        outcome = reconcile(records, owners, lambda cid: preloaded[cid], policy=policy,
+                            specs=specs)
+        flags = list(outcome.flags)
         position = 0
+        touched_by: list[list[int]] = []
         for item in batch:
             touched = outcome.contact_of_record[position : position + len(item.records)]
             position += len(item.records)
-            results.append((item.event.id, inbox.PROCESSED, _result(item, touched, ids)))
+            touched_by.append(touched)
+            flags.extend(_redaction_flags(item, touched))
+        ids = contact_store.save(conn, list(outcome.contacts.values()), flags, now)
+        results = [(item.event.id, inbox.PROCESSED, _result(item, touched, ids))
+                   for item, touched in zip(batch, touched_by, strict=True)]
         inbox.mark_done(conn, results, now)
+
+
+def _redaction_flags(item: Prepared, touched: list[int]) -> list[NewFlag]:
+    """The receiver removed card numbers or IBANs from this delivery: tell the admin where."""
+    kinds = item.event.headers.get(PII_HEADER)
+    if not kinds:
+        return []
+    return [NewFlag(kind=FlagKind.COMPLIANCE, contact_id=contact_id, topic=f"pii:{item.event.id}",
+                    summary=(f"{kinds.replace(',', ' and ')} found in a free-text field of a "
+                             f"{item.event.connection} delivery and removed before storage"),
+                    details={"event_id": item.event.id, "kinds": kinds.split(",")})
+            for contact_id in sorted(set(touched))]
 
 
 def _result(item: Prepared, touched: list[int], ids: dict[int, int]) -> dict[str, Any]:

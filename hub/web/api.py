@@ -125,7 +125,7 @@ class ConnectionSchema(Schema):
     name = fields.String(required=True, validate=validate.Regexp(admin.NAME_PATTERN.pattern))
     connector = fields.String(required=True, validate=validate.OneOf(sorted(CONNECTORS)))
     webhook_secrets = fields.List(fields.String(validate=validate.Length(min=1)),
-                                  required=True, validate=validate.Length(min=1, max=5))
+                                  load_default=list, validate=validate.Length(max=5))
     settings = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
 
 

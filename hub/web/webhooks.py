@@ -21,6 +21,7 @@ from connectors.registry import get_connector
 from hub.adapters.db import admin, inbox
 from hub.domain.errors import NotFoundError, PayloadTooLargeError, WebhookError
 from hub.runtime import Runtime
+from hub.services.pii_scrub import PII_HEADER, scrub_body
 from hub.web.errors import ApiError
 
 bp = Blueprint("webhooks", __name__)
@@ -78,13 +79,16 @@ def _accept(rt: Runtime, connection: admin.ConnectionInfo) -> Response:
     connector.check_sender(incoming, connection.settings)
     delivery = connector.identify(incoming)
     understood = connector.understands(delivery.event_type)
+    stored, redacted = scrub_body(body)
+    headers = {**delivery.headers, PII_HEADER: ",".join(redacted)} if redacted else \
+        delivery.headers
     accepted = inbox.accept(
         rt.engine,
         connection_id=connection.id,
         delivery_key=delivery.key,
         event_type=delivery.event_type,
-        headers=delivery.headers,
-        body=body,
+        headers=headers,
+        body=stored,
         status=inbox.ACCEPTED if understood else inbox.IGNORED,
         now=now,
     )

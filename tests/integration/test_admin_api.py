@@ -77,9 +77,13 @@ def test_an_admin_adds_a_connection_and_bad_input_is_explained_per_field(client,
                               "webhook_secrets": ["whsec_abc"]})
     assert again.status_code == 409
     bad = client.post("/api/v1/connections", headers=auth(admin_token),
-                      json={"name": "Bad Name!", "connector": "fax", "webhook_secrets": []})
+                      json={"name": "Bad Name!", "connector": "fax", "webhook_secrets": [""]})
     assert bad.status_code == 422
     assert set(bad.json["errors"]) == {"name", "connector", "webhook_secrets"}
+    no_secret = client.post("/api/v1/connections", headers=auth(admin_token),
+                            json={"name": "stripe-x", "connector": "stripe"})
+    assert no_secret.status_code == 422  # Stripe sends webhooks: it needs its signing secret
+    assert "webhook secret" in no_secret.json["detail"]
 
 
 def test_contacts_filter_by_email_and_text_and_page_through(client, runtime, admin_token):

@@ -86,7 +86,8 @@ def add_connection(engine: Engine, *, name: str, connector: str, secrets: list[s
         )
     if name in RESERVED_NAMES:
         raise ConfigurationError(f"{name!r} is reserved for the hub's own records")
-    if not secrets or any(not s for s in secrets):
+    takes_webhooks = bool(type(get_connector(connector)).events)
+    if (takes_webhooks and not secrets) or any(not s for s in secrets):
         raise ConfigurationError("a connection needs a non-empty webhook secret")
     now = datetime.now(UTC)
     try:
