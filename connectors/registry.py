@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from connectors.activecampaign import ActiveCampaign
 from connectors.base import Connector
+from connectors.bigcommerce import BigCommerce
+from connectors.hubspot import HubSpot
+from connectors.mailchimp import Mailchimp
+from connectors.salesforce import Salesforce
 from connectors.shopify import Shopify
 from connectors.stripe import Stripe
+from connectors.woocommerce import WooCommerce
 from hub.domain.errors import ConfigurationError
 
 SHIPPED: tuple[type[Connector], ...] = (
     Shopify,
     Stripe,
+    HubSpot,
+    Salesforce,
+    Mailchimp,
+    ActiveCampaign,
+    BigCommerce,
+    WooCommerce,
 )
 CONNECTORS: dict[str, type[Connector]] = {cls.key: cls for cls in SHIPPED}
 

@@ -83,3 +83,44 @@ def verify_timestamped_hex_hmac(
         raise SignatureError(
             f"the {header_name} timestamp is more than {tolerance_seconds} s old (replayed?)"
         )
+
+
+def verify_standard_webhook(
+    body: bytes,
+    msg_id: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    keys: Iterable[bytes],
+    tolerance_seconds: int = 300,
+    now: float | None = None,
+) -> None:
+    """Standard Webhooks (https://www.standardwebhooks.com, spec v1): `webhook-signature` holds
+    space-separated `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>` entries (one per
+    active key during a rotation); the timestamp must be within the tolerance both ways.
+
+    `keys` are the HMAC keys as bytes: the base64-decoded part of a `whsec_...` secret for
+    Standard Webhooks senders, or the raw client secret for BigCommerce (its docs base64-encode
+    the secret before handing it to the standardwebhooks library, which decodes it again).
+    """
+    msg_id = _require(msg_id, "webhook-id")
+    stamp = _require(timestamp, "webhook-timestamp")
+    given = [part.partition(",")[2].encode() for part in _require(signature, "webhook-signature")
+             .split() if part.startswith("v1,")]
+    if not given:
+        raise SignatureError("the webhook-signature header has no v1 signature")
+    message = f"{msg_id}.{stamp}.".encode() + body
+    matched = False
+    for key in keys:
+        expected = base64.b64encode(hmac_sha256(key, message))
+        for candidate in given:
+            matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise SignatureError("no v1 signature in webhook-signature matches the body")
+    try:
+        sent = int(stamp)
+    except ValueError:
+        raise SignatureError("the webhook-timestamp header is not a number") from None
+    current = time.time() if now is None else now
+    if abs(current - sent) > tolerance_seconds:
+        raise SignatureError(
+            f"the webhook-timestamp is more than {tolerance_seconds} s away from now (replayed?)")
