@@ -74,6 +74,7 @@ class SourceRecord:
     observed_at: datetime
     payload: dict[str, Any]
     fetch: str | None = None
+    previous_external_id: str | None = None  # the tool renamed the person's id (Mailchimp)
 
 
 @dataclass(frozen=True)

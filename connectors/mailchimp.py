@@ -242,19 +242,20 @@ class Mailchimp(Connector):
         fired_at = text_field(form, "fired_at")
         observed = utc_time(fired_at, "fired_at")
         extra: dict[str, Any] = {}
+        previous = None
         if delivery.event_type == "upemail":
-            # The record is about the member the hub knows (the old address); its email
-            # becomes the new one. See the decision record on identity.
+            # Mailchimp's member id is the hash of the address, so the member is renamed:
+            # the record carries the new id and names the old one (an id succession).
             old, new = _address(data, "old_email"), _address(data, "new_email")
-            external_id = subscriber_hash(old)
-            extra = {"previous_id": external_id, "new_member_id": subscriber_hash(new),
-                     "old_email": old}
+            previous, external_id = subscriber_hash(old), subscriber_hash(new)
+            extra = {"previous_id": previous, "new_member_id": external_id, "old_email": old}
         else:
             external_id = subscriber_hash(_address(data, "email"))
         context = meta(connection, event_type=delivery.event_type, fired_at=fired_at,
                        list_id=data.get("list_id"), reason=data.get("reason"),
                        action=data.get("action"), **extra)
-        return [SourceRecord("member", external_id, observed, {**form, "_meta": context})]
+        return [SourceRecord("member", external_id, observed, {**form, "_meta": context},
+                             previous_external_id=previous)]
 
     def client(self, connection: ConnectionContext) -> VendorHttp:
         api_key = credential(connection, "api_key", self.title)

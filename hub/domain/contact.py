@@ -142,6 +142,7 @@ class CanonicalRecord:
     fields: dict[str, Any] = field(default_factory=dict)
     mapping_version: str | None = None
     problems: list[str] = field(default_factory=list)
+    previous_external_id: str | None = None  # the id this person had in the tool before
 
     def provenance(self) -> Provenance:
         return Provenance(self.connection, self.event_id, self.observed_at, self.mapping_version)

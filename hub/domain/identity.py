@@ -61,12 +61,29 @@ class Resolution:
 ExternalIdsOf = Callable[[int, str], set[str]]
 
 
+def previous_key(record: CanonicalRecord) -> IdentityKey | None:
+    """The id the tool knew this person by before it renamed them (an id succession)."""
+    if record.previous_external_id and record.previous_external_id != record.external_id:
+        return IdentityKey(IdentityKind.EXTERNAL, record.connection, record.previous_external_id)
+    return None
+
+
 def resolve_identity(
     keys: list[IdentityKey],
     owners: Mapping[IdentityKey, int],
     external_ids_of: ExternalIdsOf = lambda contact, scope: set(),
+    previous: IdentityKey | None = None,
 ) -> Resolution:
-    """Pick the contact by the strongest admissible key; say which keys to link and which clash."""
+    """Pick the contact by the strongest admissible key; say which keys to link and which clash.
+
+    `previous` is the id a tool says this person had before (Mailchimp derives its member id
+    from the email, so an email change is an id change): when a contact holds it and the new
+    id is still free, that contact is the person, and the new id joins the old one.
+    """
+    new_external = next((k for k in keys if k.kind is IdentityKind.EXTERNAL), None)
+    if previous is not None and previous in owners and (
+            new_external is None or new_external not in owners):
+        return _succession(keys, owners, owners[previous], previous)
     matched = _strongest_match(keys, owners, external_ids_of)
     contact_id = owners[matched] if matched else None
     resolution = Resolution(contact_id=contact_id, matched_by=matched)
@@ -96,3 +113,15 @@ def _strongest_match(
             return None  # the tool knows that contact under another id: two people
         return key
     return None
+
+
+def _succession(keys: list[IdentityKey], owners: Mapping[IdentityKey, int], contact_id: int,
+                previous: IdentityKey) -> Resolution:
+    resolution = Resolution(contact_id=contact_id, matched_by=previous)
+    for key in keys:
+        owner = owners.get(key)
+        if owner is None:
+            resolution.attach.append(key)
+        elif owner != contact_id:
+            resolution.clashes.append((key, owner))
+    return resolution

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from hub.domain.contact import CanonicalRecord, FieldSpec, Provenance
 from hub.domain.flags import FlagKind, NewFlag
 from hub.domain.golden import GoldenRecord
-from hub.domain.identity import IdentityKey, IdentityKind, identity_keys, resolve_identity
+from hub.domain.identity import (
+    IdentityKey,
+    IdentityKind,
+    identity_keys,
+    previous_key,
+    resolve_identity,
+)
 from hub.domain.merge import Conflict, Policy, find_conflicts, plan_merge
 from hub.domain.quality import QualityRules, as_flags, audit_record, problem_findings
 
@@ -49,7 +55,7 @@ def reconcile(
             return {k.value for k in golden.identities
                     if k.kind is IdentityKind.EXTERNAL and k.scope == scope}
 
-        resolution = resolve_identity(keys, owners, external_ids_of)
+        resolution = resolve_identity(keys, owners, external_ids_of, previous_key(record))
         if resolution.contact_id is None:
             golden = GoldenRecord(id=next_new_id)
             next_new_id -= 1

@@ -57,6 +57,7 @@ def canonical_records(
                 fields=fields,
                 mapping_version=mapping.version,
                 problems=problems,
+                previous_external_id=source.previous_external_id,
             )
         )
     return records

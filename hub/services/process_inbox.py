@@ -23,7 +23,7 @@ from hub.adapters.db import inbox, merges
 from hub.domain.contact import CanonicalRecord, FieldSpec
 from hub.domain.errors import HubError, PayloadError, RejectedRecordError
 from hub.domain.flags import FlagKind, NewFlag
-from hub.domain.identity import identity_keys
+from hub.domain.identity import identity_keys, previous_key
 from hub.domain.reconcile import reconcile
 from hub.redaction import redact
 from hub.services.canonical import MappingSource, canonical_records
@@ -123,6 +123,7 @@ def _store(engine: Engine, batch: list[Prepared], now: datetime,
            specs: dict[str, FieldSpec] | None = None) -> None:
     records = [r for item in batch for r in item.records]
     keys = {k for r in records for k in identity_keys(r)}
+    keys |= {k for r in records if (k := previous_key(r)) is not None}
     with engine.begin() as conn:
         contact_store.lock_identities(conn, keys)
         owners = contact_store.find_owners(conn, keys)

@@ -91,10 +91,6 @@ def test_a_delivery_without_the_token_or_for_another_audience_is_refused_and_not
     assert inbox.counts_by_status(runtime.engine) == {}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="identity cannot follow Mailchimp's id change on an email change "
-                   "yet: the new subscriber hash is refused on the contact that holds the old "
-                   "one (docs/decisions/0011)")
 def test_an_unsubscribe_after_an_email_change_withdraws_the_same_contact(
     client, runtime, admin_token, mailchimp
 ):
@@ -102,5 +98,5 @@ def test_an_unsubscribe_after_an_email_change_withdraws_the_same_contact(
         assert deliver(client, name).status_code == 202
         run_worker(runtime, burst=True)
     everyone = contacts(client, admin_token)
-    assert len(everyone) == 1  # today: a second contact with the new address, flagged
+    assert len(everyone) == 1  # the id succession keeps one contact
     assert everyone[0]["consent"]["email"]["status"] == "withdrawn"

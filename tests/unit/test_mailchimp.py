@@ -198,9 +198,10 @@ def test_the_payload_is_the_nested_form_with_meta():
     }
 
 
-def test_an_email_change_is_about_the_member_the_hub_knows_and_carries_the_new_address():
+def test_an_email_change_renames_the_member_and_names_its_previous_id():
     [record] = parse("upemail")
-    assert record.external_id == LENA_OLD
+    assert record.external_id == LENA_NEW
+    assert record.previous_external_id == LENA_OLD
     assert record.payload["data"]["new_email"] == "lena.okoro@example.net"
     assert record.payload["_meta"]["previous_id"] == LENA_OLD
     assert record.payload["_meta"]["new_member_id"] == LENA_NEW
