@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from connectors.http import Action, VendorHttp
 from hub.domain.errors import ConfigurationError, PayloadError, SignatureError
@@ -106,6 +106,28 @@ class RateLimit:
 
 KINDS = ("email_marketing", "ecommerce", "scheduling", "erp", "crm", "forms", "sheets",
          "generic")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Settings every connection accepts, whatever its tool: how the nightly sync treats it.
+SYNC_SETTINGS = (
+    Setting("sync_cron", "When the nightly sync runs, as a cron expression in HUB_TIMEZONE "
+            "(default 0 2 * * *); off: never on a schedule", example="0 2 * * *"),
+    Setting("push", "Which golden records the sync writes into this tool: linked (default: "
+            "contacts the tool already holds), all, or off", example="linked"),
+    Setting("rate_limit", "The vendor's request rate as requests/seconds when your plan allows "
+            "more than the documented default (e.g. 100/1)", example="25/1"),
+    Setting("api_base_url", "Call this base URL instead of the vendor's API (loopback only: a "
+            "local fake vendor for tests and benchmarks)", example="http://127.0.0.1:8099"),
+)
+
+
+def loopback_base_url(value: str) -> str:
+    """An API base URL override, refused unless it is http(s) on this machine: the override
+    exists for fake vendors, and must never send a connection's credentials elsewhere."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or parts.hostname not in LOOPBACK_HOSTS:
+        raise ConfigurationError("api_base_url must be an http(s) URL on 127.0.0.1, localhost "
+                                 "or ::1 (it exists for local fake vendors)")
+    return value.strip().rstrip("/")
 
 
 class Connector:
@@ -118,6 +140,7 @@ class Connector:
     kept_headers: ClassVar[tuple[str, ...]] = ()
     rate_limit: ClassVar[RateLimit | None] = None
     error_table: ClassVar[dict[int, Action]] = {}
+    accepted_status: ClassVar[int] = 202  # what an accepted delivery is answered with
 
     def verify(self, request: WebhookRequest, secrets: list[str]) -> None:
         """Raise SignatureError unless the request is signed with one of `secrets`.
@@ -135,6 +158,15 @@ class Connector:
     def client(self, connection: ConnectionContext) -> VendorHttp:
         """The HTTP client for this connection's API (pull, push, fetch)."""
         raise ConfigurationError(f"{self.title} has no API client in the hub yet")
+
+    def api_client(self, connection: ConnectionContext) -> VendorHttp:
+        """`client()`, sent to the connection's `api_base_url` when one is set (a fake vendor
+        on loopback); what the hub calls instead of `client()`."""
+        http = self.client(connection)
+        override = str(connection.settings.get("api_base_url") or "")
+        if override:
+            http.base_url = loopback_base_url(override)
+        return http
 
     def streams(self, connection: ConnectionContext) -> list[Stream]:
         return []
@@ -158,11 +190,16 @@ class Connector:
     @classmethod
     def split_settings(cls, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """(settings, credentials) checked against the spec; errors name every problem."""
-        spec = {s.name: s for s in cls.settings}
+        spec = {s.name: s for s in (*cls.settings, *SYNC_SETTINGS)}
         problems = [f"unknown setting {k!r} (known: {', '.join(spec) or 'none'})"
                     for k in values if k not in spec]
         problems += [f"missing required setting {s.name!r}: {s.description}"
                      for s in cls.settings if s.required and not values.get(s.name)]
+        if values.get("api_base_url"):
+            try:
+                loopback_base_url(str(values["api_base_url"]))
+            except ConfigurationError as exc:
+                problems.append(exc.detail)
         if problems:
             raise ConfigurationError(f"{cls.title} connection: " + "; ".join(problems))
         settings = {k: v for k, v in values.items() if not spec[k].secret}

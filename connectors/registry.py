@@ -5,12 +5,19 @@ from __future__ import annotations
 from connectors.activecampaign import ActiveCampaign
 from connectors.base import Connector
 from connectors.bigcommerce import BigCommerce
+from connectors.calendly import Calendly
+from connectors.erpnext import Erpnext
+from connectors.eventbrite import Eventbrite
 from connectors.hubspot import HubSpot
 from connectors.mailchimp import Mailchimp
+from connectors.mindbody import Mindbody
+from connectors.odoo import Odoo
+from connectors.quickbooks import QuickBooks
 from connectors.salesforce import Salesforce
 from connectors.shopify import Shopify
 from connectors.stripe import Stripe
 from connectors.woocommerce import WooCommerce
+from connectors.zoho import Zoho
 from hub.domain.errors import ConfigurationError
 
 SHIPPED: tuple[type[Connector], ...] = (
@@ -22,6 +29,13 @@ SHIPPED: tuple[type[Connector], ...] = (
     ActiveCampaign,
     BigCommerce,
     WooCommerce,
+    QuickBooks,
+    Zoho,
+    Odoo,
+    Erpnext,
+    Calendly,
+    Eventbrite,
+    Mindbody,
 )
 CONNECTORS: dict[str, type[Connector]] = {cls.key: cls for cls in SHIPPED}
 

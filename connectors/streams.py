@@ -48,8 +48,10 @@ class Paginator:
         raise NotImplementedError
 
 
-def place(value: Any, records_path: str) -> dict[str, Any]:
-    body: dict[str, Any] = {}
+def place(value: Any, records_path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Put `value` at a dotted path inside `body` (a new dict if none), merging with what the
+    path's parents already hold: a cursor and its has-more flag often share one parent."""
+    body = {} if body is None else body
     node = body
     keys = records_path.split(".")
     for key in keys[:-1]:
@@ -79,9 +81,9 @@ class CursorPaginator(Paginator):
         body = place(records, records_path)
         more = page < pages - 1
         if more:
-            body.update(place(f"cursor-{page + 1}", self.cursor_path))
+            place(f"cursor-{page + 1}", self.cursor_path, body)
         if self.has_more_path:
-            body.update(place(more, self.has_more_path))
+            place(more, self.has_more_path, body)
         return body, {}
 
 
@@ -158,7 +160,7 @@ class PageNumberPaginator(Paginator):
                   pages: int) -> tuple[dict[str, Any], dict[str, str]]:
         body = place(records, records_path)
         if self.has_more_path:
-            body.update(place(page < pages - 1, self.has_more_path))
+            place(page < pages - 1, self.has_more_path, body)
         return body, {}
 
 
@@ -184,7 +186,7 @@ class NextUrlPaginator(Paginator):
         if page < pages - 1:
             if self.header:
                 return body, {"Link": f'<{url}>; rel="next"'}
-            body.update(place(url, self.next_path))
+            place(url, self.next_path, body)
         return body, {}
 
 

@@ -12,7 +12,7 @@ _SECRET_PARAMS = re.compile(
     r"(?i)([?&;](?:api[_-]?key|apikey|access_token|refresh_token|token|secret|signature|sig|"
     r"password|client_secret|key|auth)=)[^&#\s]*"
 )
-_BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}")
+_BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=:-]{8,}")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"\+?\d[\d ().-]{7,}\d")
 _LONG_SECRET = re.compile(r"\b(?:sk|rk|whsec|shpss|shpat|pat|xox[abp])_[A-Za-z0-9_]{8,}\b")

@@ -96,7 +96,7 @@ def _accept(rt: Runtime, connection: admin.ConnectionInfo) -> Response:
     rt.dispatcher.delivery_received(
         connection.name, outcome, wake=outcome == "accepted"
     )
-    status_code = 202 if outcome == "accepted" else 200
+    status_code = connector.accepted_status if outcome == "accepted" else 200
     response = jsonify({"event_id": accepted.event_id, "status": outcome})
     response.status_code = status_code
     return response
