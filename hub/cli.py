@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from hub.cli_dedupe import dedupe
+from hub.cli_mappings import mappings
 from hub.domain.errors import HubError
 
 ACTOR = "cli"
@@ -281,14 +282,17 @@ def demo() -> None:
 
 
 def _register_groups() -> None:
+    from hub.cli_compliance import audit, compliance
     from hub.cli_contacts import contacts, flags, survivorship
+    from hub.cli_sync import scheduler, sync
 
-    for group in (contacts, flags, survivorship):
+    for group in (contacts, flags, survivorship, compliance, audit, sync, scheduler):
         cli.add_command(group)
 
 
 _register_groups()
 cli.add_command(dedupe)
+cli.add_command(mappings)
 
 
 def main(argv: list[str] | None = None) -> None:

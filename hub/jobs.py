@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from hub.adapters.db import inbox
 from hub.runtime import Runtime
@@ -57,6 +58,10 @@ def drain_inbox() -> dict[str, int]:
             max_attempts=settings.max_attempts, retry_base=settings.retry_base_seconds,
         )
         rt.dispatcher.record_latencies(report.latencies)
+        if report.withheld:  # an unsubscribe reaches every email tool now, not at night
+            from hub.sync_jobs import enqueue_withdrawals
+
+            enqueue_withdrawals(rt, report.withheld)
         totals["processed"] += report.processed
         totals["failed"] += report.failed
         totals["dead"] += report.dead
@@ -65,6 +70,13 @@ def drain_inbox() -> dict[str, int]:
         if time.monotonic() - started > budget:
             rt.dispatcher.enqueue_drain()
             return totals
+
+
+def erase_in_tools(erasure_id: int) -> dict[str, Any]:
+    """Delete an erased person in every tool that can; what fails is retried by the sweeper."""
+    from hub.services.erasure import delete_in_tools
+
+    return delete_in_tools(runtime().engine, erasure_id)
 
 
 def _finish(rt: Runtime) -> None:

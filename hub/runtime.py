@@ -7,7 +7,7 @@ connection on first use, so a command that needs only the database never starts 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import redis
 from sqlalchemy import Engine
 
 from hub.adapters.db.engine import make_engine
+from hub.adapters.db.mapping_store import DbMappingStore
 from hub.adapters.mapping_files import FileMappingStore
 from hub.adapters.queue import Dispatcher
 from hub.adapters.redis_conn import open_redis
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     engine: Engine
-    mappings: FileMappingStore = field(default_factory=FileMappingStore)
+    mappings: DbMappingStore  # per connection: the active stored version, else mappings/
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Runtime:
@@ -36,9 +37,9 @@ class Runtime:
         engine = make_engine(
             settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
-        mappings = FileMappingStore(Path(settings.mappings_dir)) if settings.mappings_dir else \
+        files = FileMappingStore(Path(settings.mappings_dir)) if settings.mappings_dir else \
             FileMappingStore()
-        return cls(settings=settings, engine=engine, mappings=mappings)
+        return cls(settings=settings, engine=engine, mappings=DbMappingStore(engine, files))
 
     @cached_property
     def redis(self) -> redis.Redis:

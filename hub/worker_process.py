@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis
 from rq import SimpleWorker
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub import jobs
-from hub.adapters.db import inbox
+from hub.adapters.db import compliance_store, inbox
 from hub.adapters.queue import QUEUES
 from hub.runtime import Runtime
 
@@ -36,14 +36,28 @@ class Sweeper(threading.Thread):
             self.sweep_once()
 
     def sweep_once(self) -> bool:
+        woke = False
         try:
-            if inbox.has_claimable(self.rt.engine, datetime.now(UTC)) and \
+            now = datetime.now(UTC)
+            if inbox.has_claimable(self.rt.engine, now) and \
                     not self.rt.dispatcher.drain_waiting():
                 self.rt.dispatcher.enqueue_drain()
-                return True
+                woke = True
+            woke |= self._erasures_due(now)
         except (redis.RedisError, SQLAlchemyError) as exc:
             log.warning("sweeper could not check the inbox: %s", type(exc).__name__)
-        return False
+        return woke
+
+    def _erasures_due(self, now: datetime) -> bool:
+        """Tool deletes still owed by an erasure whose backoff has passed."""
+        with self.rt.engine.connect() as conn:
+            due = compliance_store.due_erasures(conn, now)
+        for erasure_id in due:
+            with self.rt.engine.begin() as conn:  # claim the round so one worker runs it
+                compliance_store.update_erasure(
+                    conn, erasure_id, next_attempt_at=now + timedelta(minutes=10))
+            self.rt.dispatcher.enqueue_erasure(erasure_id)
+        return bool(due)
 
 
 def run_worker(rt: Runtime, *, burst: bool = False, queues: tuple[str, ...] = QUEUES) -> None:

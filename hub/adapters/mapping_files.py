@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from hub.adapters.mapping_schema import load_document
+from hub.domain.contact import CANONICAL_FIELDS, FieldSpec
 from hub.domain.errors import ConfigurationError
 from hub.domain.mapping import Mapping, OutboundMapping, compile_mapping, compile_outbound
 
@@ -33,23 +34,44 @@ class FileMappingStore:
         mapping: OutboundMapping = self._cached(connector, object_type, "outbound")
         return mapping
 
+    def get_for(self, connection: str, connector: str, object_type: str) -> Mapping:
+        """Files know no connections: every connection of a connector shares its default."""
+        return self.get(connector, object_type)
+
+    def get_outbound_for(self, connection: str, connector: str, object_type: str
+                         ) -> OutboundMapping:
+        return self.get_outbound(connector, object_type)
+
+    def field_specs(self) -> dict[str, FieldSpec]:
+        return dict(CANONICAL_FIELDS)
+
     def _cached(self, connector: str, object_type: str, direction: str) -> Any:
         key = (connector, object_type, direction)
         if key not in self._cache:
             self._cache[key] = self._load(connector, object_type, direction)
         return self._cache[key]
 
-    def _load(self, connector: str, object_type: str, direction: str) -> Any:
-        suffix = ".outbound.yaml" if direction == "outbound" else ".yaml"
-        path = self.directory / f"{connector}.{object_type}{suffix}"
+    def document(self, connector: str, object_type: str, direction: str = "inbound"
+                 ) -> dict[str, Any]:
+        """The shipped default as a checked document (a starting point for an admin's edit)."""
+        path = self._path(connector, object_type, direction)
         if not path.is_file():
             raise ConfigurationError(
                 f"no {direction} mapping for {connector} {object_type} ({path.name})")
         document = self.read(path)
-        if document["direction"] != direction:
-            raise ConfigurationError(f"{path.name}: direction must be {direction}")
         if document["version"] == "default":
             document["version"] = f"file:{path.name}"
+        return document
+
+    def _path(self, connector: str, object_type: str, direction: str) -> Path:
+        suffix = ".outbound.yaml" if direction == "outbound" else ".yaml"
+        return self.directory / f"{connector}.{object_type}{suffix}"
+
+    def _load(self, connector: str, object_type: str, direction: str) -> Any:
+        document = self.document(connector, object_type, direction)
+        path = self._path(connector, object_type, direction)
+        if document["direction"] != direction:
+            raise ConfigurationError(f"{path.name}: direction must be {direction}")
         if direction == "outbound":
             return compile_outbound(document)
         return compile_mapping(document)

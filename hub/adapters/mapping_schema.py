@@ -34,13 +34,29 @@ class ConditionSchema(Schema):
             raise ValidationError("a condition needs exactly one of equals, in, matches, present")
 
 
+class Conditions(fields.Field):  # type: ignore[type-arg]
+    """`when`: one condition, or a list of conditions that must all hold."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        many = isinstance(value, list)
+        if many and not value:
+            raise ValidationError("give at least one condition")
+        if not many and not isinstance(value, dict):
+            raise ValidationError("must be a condition or a list of conditions")
+        loaded = ConditionSchema(many=many).load(value)
+        for condition in loaded if many else [loaded]:
+            if "in_" in condition:
+                condition["in"] = condition.pop("in_")
+        return loaded
+
+
 class RuleSchema(Schema):
     target = fields.String(required=True, validate=validate.Length(min=1, max=128))
     source = PathOrPaths()
     value = fields.Raw(allow_none=True)
     transforms = fields.List(fields.Raw(), load_default=list)
     default = fields.Raw(allow_none=True)
-    when = fields.Nested(ConditionSchema)
+    when = Conditions()
     join = fields.String(validate=validate.Length(max=10))
 
     @validates_schema
@@ -67,9 +83,6 @@ def load_document(raw: Any, where: str) -> dict[str, Any]:
         document: dict[str, Any] = MappingDocumentSchema().load(raw)
     except ValidationError as exc:
         raise ConfigurationError(f"{where}: {_flatten(exc.messages)}") from None
-    for rule in document["rules"]:
-        if "when" in rule and "in_" in rule["when"]:
-            rule["when"]["in"] = rule["when"].pop("in_")
     return document
 
 
@@ -81,3 +94,14 @@ def _flatten(messages: Any, prefix: str = "") -> str:
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
         return f"{prefix.rstrip('.') or 'document'}: {' '.join(messages)}"
     return f"{prefix.rstrip('.')}: {messages}"
+
+
+class CustomFieldSchema(Schema):
+    """A custom field as an admin declares it (API body, CLI options); the domain checks the
+    name and the values (hub.domain.custom_fields)."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=70))
+    type = fields.String(required=True, validate=validate.OneOf(
+        ["string", "number", "boolean", "date", "enum"]))
+    label = fields.String(validate=validate.Length(max=200))
+    values = fields.List(fields.String(), load_default=list)

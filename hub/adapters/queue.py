@@ -55,10 +55,38 @@ class Dispatcher:
             log.warning("redis unavailable, delivery stays in the inbox for the sweeper: %s",
                         type(exc).__name__)
 
+    def deliveries_received(self, outcomes: list[tuple[str, str]]) -> None:
+        """Count a batch of deliveries and wake a worker if any was accepted: one round trip
+        for the whole batch; never raises (the inbox holds them whatever Redis does)."""
+        if not outcomes or time.monotonic() < self._down_until:
+            return
+        counts: dict[str, int] = {}
+        for connection, outcome in outcomes:
+            counts[f"{connection}|{outcome}"] = counts.get(f"{connection}|{outcome}", 0) + 1
+        wake = any(outcome == "accepted" for _, outcome in outcomes)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for field_name, count in counts.items():
+                pipe.hincrby(DELIVERIES_KEY, field_name, count)
+            if wake:
+                pipe.set(KICK_KEY, "1", nx=True, ex=KICK_TTL_SECONDS)
+            replies = pipe.execute()
+            if wake and replies[-1]:
+                self.enqueue_drain()
+        except redis.RedisError as exc:
+            self._down_until = time.monotonic() + BACKOFF_SECONDS
+            log.warning("redis unavailable, deliveries stay in the inbox for the sweeper: %s",
+                        type(exc).__name__)
+
     def enqueue_drain(self) -> None:
         self.queue().enqueue(
             DRAIN_JOB, job_timeout=self.job_timeout, result_ttl=0, failure_ttl=7 * 86400
         )
+
+    def enqueue_erasure(self, erasure_id: int) -> None:
+        self.queue("outbound").enqueue(
+            "hub.jobs.erase_in_tools", erasure_id, job_timeout=self.job_timeout, result_ttl=0,
+            failure_ttl=30 * 86400, job_id=f"erasure-{erasure_id}-{time.time_ns()}")
 
     def release_kick(self) -> None:
         self.redis.delete(KICK_KEY)

@@ -18,13 +18,13 @@ class FlagKind(StrEnum):
 @dataclass(frozen=True)
 class NewFlag:
     kind: FlagKind
-    contact_id: int  # may be a batch-local negative id until the contact is saved
+    contact_id: int | None  # batch-local negative until saved; None: about no stored contact
     summary: str
     other_contact_id: int | None = None
     topic: str = ""  # what the flag is about, so the same finding is raised once
     details: dict[str, Any] = field(default_factory=dict)
 
-    def dedupe_key(self, contact_id: int, other_id: int | None) -> str:
+    def dedupe_key(self, contact_id: int | None, other_id: int | None) -> str:
         """Kind, contacts and topic: the same finding twice is one flag. Long topics (they may
         hold values) are hashed, which also keeps personal data out of the key."""
         pair = sorted(i for i in (contact_id, other_id) if i is not None)

@@ -43,6 +43,18 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class AllOf(Condition):
+    """A list of conditions under `when`: all must hold (e.g. consent granted *and* a field
+    present)."""
+
+    path: tuple[Step, ...] = ()
+    parts: tuple[Condition, ...] = ()
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        return all(part.holds(record) for part in self.parts)
+
+
+@dataclass(frozen=True)
 class TransformCall:
     name: str
     args: dict[str, Any]
@@ -241,36 +253,43 @@ def _compile_rules(
     document: dict[str, Any], *, outbound: bool, custom: dict[str, FieldSpec]
 ) -> list[Rule]:
     name = f"{document['connector']}.{document['object']}"
-    rules: list[Rule] = []
-    for number, raw in enumerate(document["rules"], start=1):
-        where = f"mapping {name}, rule {number}"
-        target = raw["target"]
-        if outbound and not _VENDOR_PATH.match(target):
-            raise ConfigurationError(f"{where}: target {target!r} must be a dotted vendor path")
-        if not outbound and target not in CANONICAL_FIELDS and target not in custom:
-            raise ConfigurationError(f"{where}: unknown canonical field {target!r}")
-        try:
-            sources = tuple(parse_path(p) for p in _as_list(raw.get("source")))
-            when = _compile_condition(raw["when"], where) if raw.get("when") else None
-        except ConfigurationError as exc:
-            if exc.detail.startswith("mapping "):
-                raise
-            raise ConfigurationError(f"{where}: {exc.detail}") from None
-        rules.append(
-            Rule(
-                target=target,
-                sources=sources,
-                constant=raw.get("value", MISSING),
-                transforms=tuple(_compile_transform(t, where) for t in raw.get("transforms", [])),
-                default=raw.get("default", MISSING),
-                when=when,
-                join=raw.get("join"),
-            )
-        )
-        if not rules[-1].sources and rules[-1].constant is MISSING:
-            raise ConfigurationError(f"{where}: give a source path or a constant value")
+    rules = [
+        compile_rule(raw, where=f"mapping {name}, rule {number}", outbound=outbound,
+                     custom=custom)
+        for number, raw in enumerate(document["rules"], start=1)
+    ]
     _refuse_unconditional_duplicates(rules, name)
     return rules
+
+
+def compile_rule(
+    raw: dict[str, Any], *, where: str, outbound: bool, custom: dict[str, FieldSpec]
+) -> Rule:
+    """One rule of a document; errors start with `where` (the document and rule number)."""
+    target = raw["target"]
+    if outbound and not _VENDOR_PATH.match(target):
+        raise ConfigurationError(f"{where}: target {target!r} must be a dotted vendor path")
+    if not outbound and target not in CANONICAL_FIELDS and target not in custom:
+        raise ConfigurationError(f"{where}: unknown canonical field {target!r}")
+    try:
+        sources = tuple(parse_path(p) for p in _as_list(raw.get("source")))
+        when = _compile_condition(raw["when"], where) if raw.get("when") else None
+    except ConfigurationError as exc:
+        if exc.detail.startswith(where):
+            raise
+        raise ConfigurationError(f"{where}: {exc.detail}") from None
+    rule = Rule(
+        target=target,
+        sources=sources,
+        constant=raw.get("value", MISSING),
+        transforms=tuple(_compile_transform(t, where) for t in raw.get("transforms", [])),
+        default=raw.get("default", MISSING),
+        when=when,
+        join=raw.get("join"),
+    )
+    if not rule.sources and rule.constant is MISSING:
+        raise ConfigurationError(f"{where}: give a source path or a constant value")
+    return rule
 
 
 def _as_list(value: Any) -> list[str]:
@@ -300,7 +319,9 @@ def _compile_transform(raw: Any, where: str) -> TransformCall:
     return TransformCall(name, dict(args))
 
 
-def _compile_condition(raw: dict[str, Any], where: str) -> Condition:
+def _compile_condition(raw: dict[str, Any] | list[Any], where: str) -> Condition:
+    if isinstance(raw, list):  # several conditions: the rule applies when all of them hold
+        return AllOf(parts=tuple(_compile_condition(part, where) for part in raw))
     path = parse_path(raw["path"])
     if "equals" in raw:
         return Condition(path, equals=raw["equals"])

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hub.domain.contact import CanonicalRecord, FieldSpec, Provenance
+from hub.domain.contact import (
+    CANONICAL_FIELDS,
+    CanonicalRecord,
+    FieldSpec,
+    FieldType,
+    Provenance,
+)
 from hub.domain.flags import FlagKind, NewFlag
 from hub.domain.golden import GoldenRecord
 from hub.domain.identity import (
@@ -132,9 +138,15 @@ def _conflict_flags(contact_id: int, conflicts: list[Conflict]) -> list[NewFlag]
     return flags
 
 
-def absorb(winner: GoldenRecord, loser: GoldenRecord, policy: Policy | None = None) -> None:
+def absorb(winner: GoldenRecord, loser: GoldenRecord, policy: Policy | None = None,
+           specs: dict[str, FieldSpec] | None = None) -> None:
     """Merge `loser` into `winner` by the same survivorship rules as any source: each of the
-    loser's values competes with its own provenance, oldest observation first."""
+    loser's values competes with its own provenance, oldest observation first. Custom fields
+    (`custom.*`) merge like plain fields even when `specs` is not given: their values were
+    checked against their type when they were stored."""
+    specs = specs or {**CANONICAL_FIELDS, **{
+        name: FieldSpec(name, FieldType.STRING)
+        for name in (*loser.values, *winner.values) if name.startswith("custom.")}}
     by_source: dict[Provenance, dict[str, object]] = {}
     for name, value in loser.values.items():
         origin = loser.provenance.get(name)
@@ -146,6 +158,6 @@ def absorb(winner: GoldenRecord, loser: GoldenRecord, policy: Policy | None = No
             observed_at=origin.observed_at, event_id=origin.event_id,
             fields=dict(by_source[origin]), mapping_version=origin.mapping_version,
         )
-        winner.apply(plan_merge(winner.values, winner.provenance, record, policy=policy))
+        winner.apply(plan_merge(winner.values, winner.provenance, record, specs, policy))
     for key in sorted(loser.identities):
         winner.link(key)

@@ -101,6 +101,8 @@ def split_name(value: Any, part: str = "first") -> str | None:
 
 
 def join(value: Any, separator: str = " ") -> str:
+    if not isinstance(separator, str):  # e.g. read from the record with {path: ...}
+        raise TransformError(f"join separator must be text, not {separator!r}")
     if isinstance(value, list | tuple):
         return separator.join(_text(v).strip() for v in value if v not in (None, ""))
     return _text(value)
@@ -205,6 +207,9 @@ def boolean(value: Any) -> bool:
 
 def value_map(value: Any, map: dict[str, Any], default: Any = ...) -> Any:  # noqa: A002
     """Lookup table; values not in the table are an error unless a default is given."""
+    if not isinstance(map, dict):
+        raise TransformError(f"value_map needs a table of vendor value: canonical value, "
+                             f"not {type(map).__name__}")
     key = _text(value).strip()
     if key in map:
         return map[key]

@@ -43,7 +43,7 @@ def canonical_records(
     http = None
     for source in connector.parse(delivery, body, context):
         if source.fetch:
-            http = http or connector.client(context)  # one client (one token) per delivery
+            http = http or connector.api_client(context)  # one client (one token) per delivery
             source = connector.fetch(http, source)
         mapping = mappings.get_for(connection, connector_key, source.object_type)
         fields, problems = mapping.apply(source.payload)

@@ -10,6 +10,7 @@ the others; an event that fails alone is retried later with backoff, then marked
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,13 +19,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.registry import get_connector
+from hub.adapters.db import admin, compliance_store, inbox, merges
 from hub.adapters.db import contacts as contact_store
-from hub.adapters.db import inbox, merges
 from hub.domain.contact import CanonicalRecord, FieldSpec
 from hub.domain.errors import HubError, PayloadError, RejectedRecordError
 from hub.domain.flags import FlagKind, NewFlag
+from hub.domain.golden import GoldenRecord
 from hub.domain.identity import identity_keys, previous_key
 from hub.domain.reconcile import reconcile
+from hub.domain.sync import withheld_contacts
 from hub.redaction import redact
 from hub.services.canonical import MappingSource, canonical_records
 from hub.services.pii_scrub import PII_HEADER
@@ -38,12 +41,28 @@ class BatchReport:
     failed: int = 0
     dead: int = 0
     latencies: list[float] = field(default_factory=list)
+    withheld: list[int] = field(default_factory=list)  # contacts whose consent was withdrawn
 
 
 @dataclass
 class Prepared:
     event: inbox.ClaimedEvent
     records: list[CanonicalRecord]
+
+
+@dataclass
+class Stored:
+    """What one `_store` transaction did, for whoever finishes it (the inbox or the sync)."""
+
+    batch: list[Prepared]  # the items stored (dropped ones left out)
+    touched_by: list[list[int]]  # per item, the (batch-local) contact of each record
+    dropped: list[Prepared]  # items about an erased person, not stored
+    contacts: list[GoldenRecord]  # every contact the batch resolved, changed or not
+    before: dict[int, dict[str, Any]]  # their values before the batch (existing ones)
+    ids: dict[int, int]  # batch-local id -> stored id for new contacts
+
+
+Finish = Callable[[Any, Stored, datetime], None]
 
 
 def process_events(
@@ -75,13 +94,13 @@ def process_events(
         return report
     specs = mappings.field_specs()  # built-in and custom fields, for survivorship
     try:
-        _store(engine, ready, now, specs)
+        report.withheld += _withheld(_store(engine, ready, now, specs))
         _count_done(report, ready, now)
     except Exception:  # noqa: BLE001 - whatever broke the batch, isolate the event that did
         log.warning("batch of %d events failed as a whole; retrying one by one", len(ready))
         for item in ready:
             try:
-                _store(engine, [item], now, specs)
+                report.withheld += _withheld(_store(engine, [item], now, specs))
                 _count_done(report, [item], now)
             except Exception as exc:  # noqa: BLE001 - recorded on the event, retried later
                 _fail(engine, item.event, exc, report, now, max_attempts, retry_base)
@@ -120,14 +139,20 @@ def _records_of(event: inbox.ClaimedEvent, mappings: MappingSource) -> list[Cano
 
 
 def _store(engine: Engine, batch: list[Prepared], now: datetime,
-           specs: dict[str, FieldSpec] | None = None) -> None:
-    records = [r for item in batch for r in item.records]
-    keys = {k for r in records for k in identity_keys(r)}
-    keys |= {k for r in records if (k := previous_key(r)) is not None}
+           specs: dict[str, FieldSpec] | None = None, *, finish: Finish | None = None
+           ) -> Stored:
+    """Map, resolve, merge and save a batch in one transaction; `finish` adds its own writes
+    to that transaction (the inbox marks its events done, the sync its page and bookmark)."""
+    salt = compliance_store.salt(engine)
     with engine.begin() as conn:
+        batch, dropped = _drop_erased(conn, batch, salt)
+        records = [r for item in batch for r in item.records]
+        keys = {k for r in records for k in identity_keys(r)}
+        keys |= {k for r in records if (k := previous_key(r)) is not None}
         contact_store.lock_identities(conn, keys)
         owners = contact_store.find_owners(conn, keys)
         preloaded = contact_store.load_many(conn, set(owners.values()))
+        before = {cid: dict(golden.values) for cid, golden in preloaded.items()}
         policy = merges.load_policy(conn)
         outcome = reconcile(records, owners, lambda cid: preloaded[cid], policy=policy,
                             specs=specs)
@@ -139,10 +164,66 @@ def _store(engine: Engine, batch: list[Prepared], now: datetime,
             position += len(item.records)
             touched_by.append(touched)
             flags.extend(_redaction_flags(item, touched))
-        ids = contact_store.save(conn, list(outcome.contacts.values()), flags, now)
-        results = [(item.event.id, inbox.PROCESSED, _result(item, touched, ids))
-                   for item, touched in zip(batch, touched_by, strict=True)]
-        inbox.mark_done(conn, results, now)
+        flags.extend(_dropped_flags(dropped))
+        changed = list(outcome.contacts.values())
+        ids = contact_store.save(conn, changed, flags, now)
+        compliance_store.record_consent_history(conn, changed, ids, now)
+        admin.audit_many(conn, _audit_rows(changed, ids, now))
+        stored = Stored(batch, touched_by, dropped, changed, before, ids)
+        (finish or _finish_events)(conn, stored, now)
+    return stored
+
+
+def _withheld(stored: Stored) -> list[int]:
+    return withheld_contacts(stored.contacts, stored.before, stored.ids)
+
+
+def _finish_events(conn: Any, stored: Stored, now: datetime) -> None:
+    """The inbox's part of the batch transaction: its events are done, with their results."""
+    ids = stored.ids
+    results = [(item.event.id, inbox.PROCESSED, _result(item, touched, ids))
+               for item, touched in zip(stored.batch, stored.touched_by, strict=True)]
+    results += [(item.event.id, inbox.PROCESSED, {"dropped": "a tombstoned (erased) person",
+                                                  "contacts": []}) for item in stored.dropped]
+    inbox.mark_done(conn, results, now)
+    inbox.blank_bodies(conn, [item.event.id for item in stored.dropped])
+
+
+def _drop_erased(conn: Any, batch: list[Prepared], salt: bytes
+                 ) -> tuple[list[Prepared], list[Prepared]]:
+    """Deliveries about an erased person are dropped, never stored as a contact again."""
+    hashes = {id(item): {compliance_store.tombstone_hash(k, salt) for r in item.records
+                         for k in identity_keys(r)} for item in batch}
+    erased = compliance_store.tombstoned(conn, set().union(*hashes.values()) if hashes else set())
+    if not erased:
+        return batch, []
+    keep = [item for item in batch if not hashes[id(item)] & erased]
+    drop = [item for item in batch if hashes[id(item)] & erased]
+    return keep, drop
+
+
+def _dropped_flags(dropped: list[Prepared]) -> list[NewFlag]:
+    return [NewFlag(kind=FlagKind.COMPLIANCE, contact_id=None, topic=f"erased:{item.event.id}",
+                    summary=(f"a {item.event.connection} delivery ({item.event.event_type}) for "
+                             "an erased person was dropped; its payload was not kept"),
+                    details={"event_id": item.event.id, "connection": item.event.connection})
+            for item in dropped]
+
+
+def _audit_rows(records: list[Any], ids: dict[int, int], now: datetime) -> list[dict[str, Any]]:
+    """One audit line per contact a batch created or changed: which fields, from where."""
+    rows = []
+    for record in records:
+        if not record.is_dirty:
+            continue
+        sources = sorted({record.provenance[f].connection for f in record.changed_fields})
+        events = sorted({str(record.provenance[f].event_id) for f in record.changed_fields})
+        rows.append({"at": now, "actor": "worker:" + ",".join(sources or ["identity"]),
+                     "action": "contact.created" if record.is_new else "contact.updated",
+                     "entity_type": "contact", "entity_id": str(ids.get(record.id, record.id)),
+                     "details": {"fields": sorted(record.changed_fields), "event_ids": events,
+                                 "identities_added": len(record.new_identities)}})
+    return rows
 
 
 def _redaction_flags(item: Prepared, touched: list[int]) -> list[NewFlag]:

@@ -23,6 +23,7 @@ from hub.domain.errors import NotFoundError, PayloadTooLargeError, WebhookError
 from hub.runtime import Runtime
 from hub.services.pii_scrub import PII_HEADER, scrub_body
 from hub.web.errors import ApiError
+from hub.web.group_commit import GroupCommitter
 
 bp = Blueprint("webhooks", __name__)
 
@@ -82,20 +83,17 @@ def _accept(rt: Runtime, connection: admin.ConnectionInfo) -> Response:
     stored, redacted = scrub_body(body)
     headers = {**delivery.headers, PII_HEADER: ",".join(redacted)} if redacted else \
         delivery.headers
-    accepted = inbox.accept(
-        rt.engine,
-        connection_id=connection.id,
-        delivery_key=delivery.key,
-        event_type=delivery.event_type,
-        headers=headers,
-        body=stored,
-        status=inbox.ACCEPTED if understood else inbox.IGNORED,
-        now=now,
-    )
-    outcome = "duplicate" if accepted.duplicate else ("accepted" if understood else "ignored")
-    rt.dispatcher.delivery_received(
-        connection.name, outcome, wake=outcome == "accepted"
-    )
+    committer: GroupCommitter = current_app.extensions["hub.group_commit"]
+    accepted = committer.accept(tag=connection.name, row={
+        "connection_id": connection.id,
+        "delivery_key": delivery.key,
+        "event_type": delivery.event_type,
+        "headers": headers,
+        "body": stored,
+        "status": inbox.ACCEPTED if understood else inbox.IGNORED,
+        "received_at": now,
+    })
+    outcome = _outcome(accepted)
     status_code = connector.accepted_status if outcome == "accepted" else 200
     response = jsonify({"event_id": accepted.event_id, "status": outcome})
     response.status_code = status_code
@@ -132,6 +130,21 @@ def _handshake_response(rt: Runtime, connection: admin.ConnectionInfo, connector
     response = jsonify(body) if isinstance(body, dict) else Response(str(body), status=status)
     response.status_code = status
     return response
+
+
+def _outcome(accepted: inbox.Accepted) -> str:
+    if accepted.duplicate:
+        return "duplicate"
+    return "accepted" if accepted.status == inbox.ACCEPTED else "ignored"
+
+
+def signal_batch(rt: Runtime) -> Any:
+    """After each group commit: count the batch and wake a worker, in one Redis round trip."""
+
+    def after_commit(batch: list[tuple[str, inbox.Accepted, dict[str, Any]]]) -> None:
+        rt.dispatcher.deliveries_received([(tag, _outcome(r)) for tag, r, _ in batch])
+
+    return after_commit
 
 
 def _read_body(limit: int) -> bytes:

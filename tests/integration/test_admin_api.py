@@ -145,7 +145,14 @@ def test_health_readiness_and_metrics(client, runtime):
     client.post("/webhooks/shop", data=body, headers=headers)
     client.post("/webhooks/shop", data=body, headers=headers)
     run_worker(runtime, burst=True)
-    metrics = client.get("/metrics").get_data(as_text=True)
+    import time
+
+    deadline = time.monotonic() + 5  # deliveries are counted by a thread beside the writer
+    while True:
+        metrics = client.get("/metrics").get_data(as_text=True)
+        if 'outcome="duplicate"} 1.0' in metrics or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert 'hub_webhook_deliveries_total{connection="shop",outcome="accepted"} 1.0' in metrics
     assert 'hub_webhook_deliveries_total{connection="shop",outcome="duplicate"} 1.0' in metrics
     assert "hub_processing_latency_seconds_count 1.0" in metrics

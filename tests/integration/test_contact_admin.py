@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from hub.worker_process import run_worker
-from tests.support import load_fixture, shopify_signature, stripe_delivery
+from tests.support import load_fixture, shopify_signature
 
 
 def auth(token: str) -> dict[str, str]:

@@ -153,6 +153,12 @@ def revoke_token(engine: Engine, token_id: int, actor: str) -> None:
         audit(conn, actor, "token.revoked", "token", str(token_id), {})
 
 
+def audit_many(conn: SqlConnection, rows: list[dict[str, Any]]) -> None:
+    """Many audit lines in one statement (a worker's batch)."""
+    if rows:
+        conn.execute(insert(AUD), rows)
+
+
 def audit(conn: SqlConnection, actor: str, action: str, entity_type: str, entity_id: str,
           details: dict[str, Any]) -> None:
     """One audit line, written in the caller's transaction so it exists exactly when the

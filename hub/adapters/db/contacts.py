@@ -149,11 +149,16 @@ def _upsert_provenance(conn: Connection, records: list[GoldenRecord], ids: dict[
     conn.execute(stmt, rows)
 
 
+def insert_flags(conn: Connection, flags: list[NewFlag], ids: dict[int, int], now: datetime
+                 ) -> None:
+    _insert_flags(conn, flags, ids, now)
+
+
 def _insert_flags(conn: Connection, flags: list[NewFlag], ids: dict[int, int], now: datetime
                   ) -> None:
     rows = []
     for flag in flags:
-        contact_id = ids.get(flag.contact_id, flag.contact_id)
+        contact_id = ids.get(flag.contact_id, flag.contact_id) if flag.contact_id else None
         other = ids.get(flag.other_contact_id, flag.other_contact_id) if flag.other_contact_id \
             else None
         rows.append({"kind": flag.kind.value, "status": "open", "contact_id": contact_id,

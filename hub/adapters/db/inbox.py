@@ -92,6 +92,39 @@ def accept(
         return Accepted(row.id, duplicate=True, status=row.status)
 
 
+def accept_many(engine: Engine, rows: list[dict[str, Any]]) -> list[Accepted]:
+    """Insert many deliveries in one transaction (group commit); one Accepted per row, in
+    order. A row whose (connection, delivery key) is already stored — or appears earlier in
+    the same batch — is answered as a duplicate with the stored event's id."""
+    with _writer(engine) as conn:
+        stmt = (
+            upsert(conn, T)
+            .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
+            .returning(T.c.id, T.c.connection_id, T.c.delivery_key)
+        )  # one cached statement; SQLAlchemy batches the rows into multi-row INSERTs
+        params = [{**row, "available_at": row["received_at"], "attempts": 0} for row in rows]
+        inserted = {(r.connection_id, r.delivery_key): r.id
+                    for r in conn.execute(stmt, params if len(params) > 1 else params[0])}
+        missing = {(row["connection_id"], row["delivery_key"]) for row in rows} - set(inserted)
+        existing = {}
+        if missing:
+            found = conn.execute(select(T.c.id, T.c.status, T.c.connection_id, T.c.delivery_key)
+                                 .where(T.c.delivery_key.in_(sorted(k for _, k in missing))))
+            existing = {(r.connection_id, r.delivery_key): (r.id, r.status) for r in found}
+    results, seen = [], set()
+    for row in rows:
+        key = (row["connection_id"], row["delivery_key"])
+        if key in inserted and key not in seen:
+            results.append(Accepted(inserted[key], duplicate=False, status=row["status"]))
+        elif key in inserted:
+            results.append(Accepted(inserted[key], duplicate=True, status=row["status"]))
+        else:
+            event_id, status = existing[key]
+            results.append(Accepted(event_id, duplicate=True, status=status))
+        seen.add(key)
+    return results
+
+
 def _writer(engine: Engine) -> Any:
     """One-statement writes: autocommit on PostgreSQL (one round trip), BEGIN IMMEDIATE on
     SQLite (the write lock is taken up front, so a busy database waits instead of failing)."""
@@ -165,6 +198,12 @@ def mark_done(conn: Any, results: list[tuple[int, str, dict[str, Any]]], now: da
         ),
         [{"b_id": i, "b_status": s, "b_result": r} for i, s, r in results],
     )
+
+
+def blank_bodies(conn: Any, event_ids: list[int]) -> None:
+    """Forget what a delivery said (it was about an erased person)."""
+    if event_ids:
+        conn.execute(update(T).where(T.c.id.in_(event_ids)).values(body=b"", headers={}))
 
 
 def backoff_seconds(attempt: int, base: float) -> float:

@@ -1,0 +1,1 @@
+"""Fake vendor APIs for end-to-end tests and benchmarks (see app.py)."""

@@ -1,0 +1,3 @@
+from tests.fakevendor.server import main
+
+main()
