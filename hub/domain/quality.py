@@ -128,6 +128,18 @@ def might_hold_pii(text: str) -> bool:
     return bool(_CARD.search(text) or _IBAN.search(text))
 
 
+_FREE_TEXT_WITH_NUMBER = re.compile(
+    r"(?i)(?:note|comment|description|message|memo|remark|bio|text|answer|feedback|question|"
+    r"instruction|reason|body|content)[^=:\"&]{0,40}[\"\]]?\s*[:=]\s*\"?[^\"&]*?"
+    r"(?:(?:\d[ -]?){12,18}\d|[A-Z]{2}\d{2}[ ]?[A-Z0-9]{4})")
+
+
+def body_might_hold_pii(text: str) -> bool:
+    """Cheaper still, on a whole raw body: a free-text key whose value holds a long number or
+    an IBAN-like token. Bodies without one are stored as they came, unparsed."""
+    return bool(_FREE_TEXT_WITH_NUMBER.search(text))
+
+
 FREE_TEXT_KEYS = re.compile(
     r"(?i)note|comment|description|message|memo|remark|bio|text|answer|feedback|question|"
     r"instruction|reason|body|content")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl, urlencode
 
-from hub.domain.quality import might_hold_pii, scrub
+from hub.domain.quality import body_might_hold_pii, scrub
 
 PII_HEADER = "X-Hub-Redacted"
 
@@ -21,7 +21,7 @@ def scrub_body(body: bytes) -> tuple[bytes, list[str]]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return body, []
-    if not might_hold_pii(text):
+    if not body_might_hold_pii(text):
         return body, []
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
