@@ -114,9 +114,10 @@ def edit_contact(engine: Engine, contact_id: int, fields: dict[str, Any], actor:
 def _set_manual(conn: Any, contact_id: int, fields: dict[str, Any], actor: str,
                 now: datetime) -> None:
     golden = store.live_contacts(conn, [contact_id])[contact_id]
+    specs = {**CANONICAL_FIELDS, **_custom_specs(conn)}
     problems = []
     for name, value in fields.items():
-        spec = CANONICAL_FIELDS.get(name)
+        spec = specs.get(name)
         if spec is None:
             problems.append(f"{name}: unknown canonical field")
         elif name in IDENTITY_FIELDS and value not in golden.identities_of(
@@ -130,8 +131,15 @@ def _set_manual(conn: Any, contact_id: int, fields: dict[str, Any], actor: str,
         raise ConfigurationError("; ".join(problems))
     record = CanonicalRecord(MANUAL_SOURCE, "manual", None, now, f"admin:{actor}",
                              {k: stored_form(v) for k, v in fields.items()})
-    golden.apply(plan_merge(golden.values, golden.provenance, record))
+    golden.apply(plan_merge(golden.values, golden.provenance, record, specs))
     contact_store.save(conn, [golden], [], now)
+
+
+def _custom_specs(conn: Any) -> dict[str, Any]:
+    """The admin's custom fields, so they can be set by hand like built-in ones."""
+    from hub.adapters.db.mapping_store import custom_field_specs
+
+    return custom_field_specs(conn)
 
 
 def set_rule(engine: Engine, field: str, strategy: str, sources: list[str],

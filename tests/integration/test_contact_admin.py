@@ -169,3 +169,20 @@ def test_a_merge_is_refused_for_the_same_or_an_unknown_contact(client, admin_tok
     unknown = client.post("/api/v1/contacts/merge", json={"winner_id": 1, "loser_id": 2},
                           headers=auth(admin_token))
     assert unknown.status_code == 404
+
+
+def test_a_custom_field_can_be_set_by_hand_and_is_type_checked(client, runtime, admin_token):
+    created = client.post("/api/v1/custom-fields", headers=auth(admin_token),
+                          json={"name": "custom.loyalty_tier", "type": "enum",
+                                "values": ["gold", "silver"]})
+    assert created.status_code in (200, 201), created.json
+    deliver(client, runtime, ("shop", shopify_customer()))
+    [contact] = people(client, admin_token).values()
+    ok = client.patch(f"/api/v1/contacts/{contact['id']}",
+                      json={"fields": {"custom.loyalty_tier": "gold"}}, headers=auth(admin_token))
+    assert ok.status_code == 200
+    assert ok.json["custom"]["loyalty_tier"] == "gold"
+    bad = client.patch(f"/api/v1/contacts/{contact['id']}",
+                       json={"fields": {"custom.loyalty_tier": "platinum"}},
+                       headers=auth(admin_token))
+    assert bad.status_code == 422

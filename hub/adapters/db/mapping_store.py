@@ -227,6 +227,11 @@ def list_custom_fields(engine: Engine) -> list[dict[str, Any]]:
              "created_at": r.created_at.isoformat()} for r in rows]
 
 
+def custom_field_specs(conn: Any) -> dict[str, FieldSpec]:
+    """The declared custom fields as field specs, read in the caller's transaction."""
+    return {row.name: _custom(row).spec() for row in conn.execute(select(CF))}
+
+
 def _custom(row: Any) -> CustomField:
     return CustomField(row.name, row.type, row.label, tuple(row.choices or ()))
 
