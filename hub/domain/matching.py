@@ -13,8 +13,8 @@ phone. What is left are look-alikes: "Jon Smith, 12 High St" in the shop and "Jo
   people); the evidence of a level is log2(m/u) and a pair's match weight is the sum of its
   levels' weights plus the prior log-odds. u is counted on random pairs (nearly all different
   people), m is estimated by EM on blocked pairs (see `fit_model`);
-- a decision: merge only above the merge threshold AND with a shared strong identifier AND no
-  contradicting person field; a duplicate flag above the review threshold; otherwise nothing.
+- a decision: merge only above the merge threshold AND with a shared strong identifier AND
+  names that agree; a duplicate flag above the review threshold; otherwise nothing.
 
 Pure: rapidfuzz, jellyfish, nicknames and numpy are the only libraries used (decision 0016).
 """
@@ -59,6 +59,15 @@ LEGAL_FORMS = frozenset({
     "as", "kg", "the", "and",
 })
 _SPLIT = re.compile(r"[^a-z0-9]+")
+# Street types written out and abbreviated alike ("12 High Street" = "12 High St")
+STREET_TYPES = {"street": "st", "road": "rd", "avenue": "ave", "av": "ave", "lane": "ln",
+                "drive": "dr", "court": "ct", "place": "pl", "boulevard": "blvd",
+                "highway": "hwy", "square": "sq", "crescent": "cres", "terrace": "tce",
+                "parade": "pde", "circuit": "cct", "close": "cl", "way": "wy",
+                "apartment": "apt", "suite": "ste", "north": "n", "south": "s", "east": "e",
+                "west": "w"}
+_NOT_LETTER = re.compile(r"[^a-z]+")
+_NOT_DIGIT = re.compile(r"[^0-9]+")
 
 
 class MatchRecord(NamedTuple):
@@ -69,6 +78,7 @@ class MatchRecord(NamedTuple):
     last: str
     email_local: str
     email_domain: str
+    email_named: bool  # the local part is made of the person's names (john.smith, jsmith)
     emails: tuple[str, ...]
     phones: tuple[str, ...]  # digits of E.164 numbers
     external_ids: tuple[str, ...]  # "scope:value"
@@ -106,6 +116,10 @@ def _dob(values: Mapping[str, Any]) -> str:
     return ""
 
 
+def _street_text(value: Any) -> str:
+    return " ".join(STREET_TYPES.get(t, t) for t in fold(value).split())
+
+
 def _company(value: Any) -> str:
     return " ".join(t for t in fold(value).split() if t not in LEGAL_FORMS)
 
@@ -133,26 +147,29 @@ def match_record(
     if values.get("email"):
         emails.append(str(values["email"]).strip().lower())
     if values.get("phone"):
-        phones.append("".join(ch for ch in str(values["phone"]) if ch.isdigit()))
+        phones.append(_NOT_DIGIT.sub("", str(values["phone"])))
     if values.get("finance.erp_customer_id"):
         externals.append(f"erp:{values['finance.erp_customer_id']}")
     for kind, scope, value in identities:
         if kind == "email" and value.lower() not in emails:
             emails.append(value.lower())
         elif kind == "phone":
-            digits = "".join(ch for ch in value if ch.isdigit())
+            digits = _NOT_DIGIT.sub("", value)
             if digits not in phones:
                 phones.append(digits)
         elif kind == "external":
             externals.append(f"{scope}:{value}")
     local, _, domain = emails[0].partition("@") if emails else ("", "", "")
     first, last = _names(values)
+    letters = _NOT_LETTER.sub("", local)
+    named = any(len(n) >= 3 and n.replace(" ", "") in letters for n in (first, last))
     return MatchRecord(
         id=contact_id, first=_intern(first), last=_intern(last),
-        email_local=local, email_domain=_intern(domain),
+        email_local=local, email_domain=_intern(domain), email_named=named,
         emails=tuple(emails), phones=tuple(p for p in phones if p), external_ids=tuple(externals),
         company=_intern(_company(values.get("company"))),
-        street=fold(values.get("address.line1")), line2=_intern(fold(values.get("address.line2"))),
+        street=_street_text(values.get("address.line1")),
+        line2=_intern(_street_text(values.get("address.line2"))),
         city=_intern(fold(values.get("address.city"))),
         postcode=_intern(fold(values.get("address.postal_code")).replace(" ", "")),
         region=_intern(fold(values.get("address.region"))),
@@ -290,15 +307,16 @@ def _namer() -> NickNamer:
 
 
 @lru_cache(maxsize=131072)
-def _nickname_key(name: str) -> frozenset[str]:
-    """The name and the formal names it is short for: two names are nicknames of one another
-    when these sets meet (Bill -> {bill, william}; Will -> {will, william})."""
-    return frozenset({name, *_namer().canonicals_of(name)})
+def _formal_names(name: str) -> frozenset[str]:
+    return frozenset(_namer().canonicals_of(name))
 
 
 def nicknames_match(a: str, b: str) -> bool:
-    """Bill ~ William, Jon ~ John, Peggy ~ Margaret (the `nicknames` package's table)."""
-    return not _nickname_key(a).isdisjoint(_nickname_key(b))
+    """Bill ~ William, Jon ~ John, Peggy ~ Margaret (the `nicknames` package's table): one is
+    short for the other, or both are short for one name and start alike (Will ~ Willy). Two
+    short forms of one long name that start differently (Chris, Ann: Christiana) do not match."""
+    formal_a, formal_b = _formal_names(a), _formal_names(b)
+    return b in formal_a or a in formal_b or (a[0] == b[0] and not formal_a.isdisjoint(formal_b))
 
 
 def _first(a: str, b: str) -> tuple[int, float]:
@@ -339,14 +357,16 @@ def _email(a: MatchRecord, b: MatchRecord) -> tuple[int, float]:
         return NULL, 0.0
     if not set(a.emails).isdisjoint(b.emails):
         return 0, 1.0
-    if a.email_local == b.email_local:
-        return 1, 1.0
-    sim = JaroWinkler.similarity(a.email_local, b.email_local)
+    sim = 1.0 if a.email_local == b.email_local else \
+        JaroWinkler.similarity(a.email_local, b.email_local)
+    company = a.email_domain == b.email_domain and a.email_domain not in FREE_MAIL_DOMAINS
+    if sim >= 0.88 and (a.email_named or b.email_named):
+        # jon.smith@gmail.com ~ jon.smith@yahoo.com says again what the names say: counting
+        # it as well would double the evidence of two namesakes
+        return (3 if company else NULL), sim
     if sim >= 0.88:
-        return 2, sim
-    if a.email_domain == b.email_domain and a.email_domain not in FREE_MAIL_DOMAINS:
-        return 3, sim
-    return 4, sim
+        return (1 if sim == 1.0 else 2), sim
+    return (3 if company else 4), sim
 
 
 def _phone(a: MatchRecord, b: MatchRecord) -> tuple[int, float]:
@@ -430,7 +450,7 @@ def _name_pairs(a: MatchRecord, b: MatchRecord) -> tuple[tuple[int, float], tupl
     first, last = _first(a.first, b.first), _last(a.last, b.last)
     if first[0] in (0, 1) and last[0] in (0, 1) or not (a.first and a.last and b.first and
                                                          b.last) or \
-            a.first[0] != b.last[0] or a.last[0] != b.first[0]:
+            (a.first[0] != b.last[0] and a.last[0] != b.first[0]):
         return first, last, False
     swapped_first, swapped_last = _first(a.first, b.last), _last(a.last, b.first)
     if swapped_first[0] in (0, 1, 2, 3) and swapped_last[0] in (0, 1, 2) and \
@@ -462,10 +482,15 @@ def compare_detailed(a: MatchRecord, b: MatchRecord) -> tuple[list[tuple[int, fl
 
 
 def compare(a: MatchRecord, b: MatchRecord) -> Levels:
-    """The comparison vector of a pair: one level per comparison, NULL where a side is empty."""
-    d = compare_detailed(a, b)[0]
-    return (d[0][0], d[1][0], d[2][0], d[3][0], d[4][0], d[5][0], d[6][0], d[7][0], d[8][0],
-            d[9][0], d[10][0])
+    """The comparison vector of a pair: one level per comparison, NULL where a side is empty.
+    (compare_detailed, spelled out: this runs tens of millions of times in a scan.)"""
+    first, last, _ = _name_pairs(a, b)
+    street, line2 = _address_lines(a, b)
+    return (first[0], last[0], _email(a, b)[0], _phone(a, b)[0],
+            _tokens(a.company, b.company)[0], street[0], line2[0], _place(a, b)[0],
+            NULL if not (a.region and b.region) else 0 if a.region == b.region else 1,
+            NULL if not (a.country and b.country) else 0 if a.country == b.country else 1,
+            _edits(a.dob, b.dob, 3)[0])
 
 
 def strong_identifier(a: MatchRecord, b: MatchRecord) -> str | None:
@@ -538,10 +563,6 @@ def probability(weight: float) -> float:
         return 1.0
     odds = math.pow(2.0, weight)
     return odds / (1.0 + odds)
-
-
-def weight_for(prob: float) -> float:
-    return math.log2(prob / (1.0 - prob))
 
 
 def _weight_table(m: Sequence[Sequence[float]], u: Sequence[Sequence[float]]

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import random
@@ -85,8 +86,8 @@ class NoProgress:
 @dataclass(frozen=True)
 class ScanConfig:
     page_size: int = 5000  # contacts read per query
-    max_block: int = 50  # larger blocks are compared by sorted neighbourhood ...
-    window: int = 15  # ... each member against the next `window` ones
+    max_block: int = 40  # larger blocks are compared by sorted neighbourhood ...
+    window: int = 10  # ... each member against the next `window` ones
     random_pairs: int = 200_000  # pairs sampled for u
     sample_per_pass: int = 40_000  # candidate pairs sampled per pass for EM
     chunk_pairs: int = 100_000  # candidate pairs between two commits and checkpoints
@@ -144,7 +145,8 @@ def run_scan(store: DedupeStore, checkpoint: Checkpoint, *, config: ScanConfig |
                             limit_pairs, progress)
     report.complete = finished
     report.seconds = round(time.monotonic() - started + (report.seconds if resume else 0), 1)
-    report.peak_rss_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report.peak_rss_mib = round(max(resource.getrusage(who).ru_maxrss for who in (
+        resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024, 1)  # the largest process
     if finished:
         checkpoint.clear()
     else:
@@ -157,12 +159,16 @@ def _load(store: DedupeStore, upto: int, count: int, config: ScanConfig,
     progress.phase("loading contacts", count)
     records: list[MatchRecord] = []
     keys: list[Keys] = []
-    for page in store.pages(upto, config.page_size):
-        for contact_id, values, identities in page:
-            record = match_record(contact_id, values, identities)
-            records.append(record)
-            keys.append(blocking_keys(record))
-        progress.advance(len(page))
+    gc.disable()  # millions of long-lived tuples: collecting while they pile up costs a third
+    try:
+        for page in store.pages(upto, config.page_size):
+            for contact_id, values, identities in page:
+                record = match_record(contact_id, values, identities)
+                records.append(record)
+                keys.append(blocking_keys(record))
+            progress.advance(len(page))
+    finally:
+        gc.enable()
     index = _Index(records, keys, [], value_frequencies(records))
     for k in range(len(PASSES)):
         index.blocks.append(_blocks(index.keys, k))
@@ -295,6 +301,7 @@ def _executor(index: _Index, model: MatchModel, config: ScanConfig
     global _WORK
     _WORK = (index, model, config)
     workers = config.workers or os.cpu_count() or 1
+    gc.freeze()  # the loaded contacts live to the end: keep them out of every collection
     try:
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
             yield lambda chunks: map(_run_chunk, chunks)
@@ -303,6 +310,7 @@ def _executor(index: _Index, model: MatchModel, config: ScanConfig
             yield lambda chunks: pool.imap(_run_chunk, chunks)
     finally:
         _WORK = None
+        gc.unfreeze()
 
 
 def _compare_all(index: _Index, model: MatchModel, state: dict[str, Any], store: DedupeStore,
