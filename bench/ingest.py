@@ -26,10 +26,12 @@ import contextlib
 import hashlib
 import hmac
 import http.client
+import io
 import itertools
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -38,6 +40,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -57,7 +60,6 @@ HOST = "127.0.0.1"
 CONNECTION = "shop"
 SECRET = "bench-webhook-secret"  # noqa: S105 - a scratch connection on loopback
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
-PG_DB = "hub_bench"
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 50.0
 STATIC_HEADERS = {
@@ -111,6 +113,8 @@ class Scratch:
     database_url: str
     redis_url: str
     env: dict[str, str] = field(default_factory=dict)
+    code_root: Path = ROOT  # where the measured hub's code comes from
+    snapshot: str = ""  # the commit it was exported from, if not the working tree
 
     @property
     def sqlite_path(self) -> Path:
@@ -160,19 +164,36 @@ def hub_command() -> list[str]:
     return [found]
 
 
-def recreate_pg_database() -> None:
+def recreate_pg_database(name: str) -> None:
     import psycopg
 
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+
+
+def export_snapshot(rev: str, into: Path) -> tuple[Path, str]:
+    """`git archive` of one commit, so that edits to this shared working tree during a run
+    cannot change the code being measured."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into, commit
 
 
 def set_up(args: argparse.Namespace, work_dir: Path) -> Scratch:
     var_dir = work_dir / "var"
     if args.db == "postgres":
-        recreate_pg_database()
-        database_url = f"{PG_SERVER}/{PG_DB}"
+        recreate_pg_database(args.pg_database)
+        database_url = f"{PG_SERVER}/{args.pg_database}"
     else:
         database_url = ""  # the hub's default: SQLite file var/hub.db
     scratch = Scratch(var_dir, args.db, database_url, f"redis://{HOST}:6379/{args.redis_db}")
@@ -183,6 +204,13 @@ def set_up(args: argparse.Namespace, work_dir: Path) -> Scratch:
         HUB_REDIS_URL=scratch.redis_url,
         PYTHONDONTWRITEBYTECODE="1",
     )
+    if args.snapshot:
+        scratch.code_root, scratch.snapshot = export_snapshot(args.snapshot, work_dir / "code")
+        # first on sys.path, ahead of the editable install: hub serve, hub init and the bare
+        # app's gunicorn_app all import this copy
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(scratch.code_root), env.get("PYTHONPATH", "")])
+        )
     if args.sqlite_synchronous:
         env["HUB_SQLITE_SYNCHRONOUS"] = args.sqlite_synchronous
     scratch.env = env
@@ -371,8 +399,9 @@ class CpuAccount:
     share of the run during which some task waited for a CPU / for I/O.
     """
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, pg_database: str) -> None:
         self.pgid = server.pgid
+        self.pg_database = pg_database
         self.wall = time.perf_counter()
         self.machine = machine_cpu()
         self.procs = process_cpu()
@@ -394,7 +423,7 @@ class CpuAccount:
             # client backends show "db host(port)": only those of the bench database count;
             # background processes (walwriter, checkpointer...) serve everyone, ours included
             is_client = "(" in name
-            return "postgres" if not is_client or f" {PG_DB} " in name else None
+            return "postgres" if not is_client or f" {self.pg_database} " in name else None
         return None
 
     def result(self) -> dict[str, float]:
@@ -600,7 +629,7 @@ def saturation_run(kind: str, config: Config, round_no: int, ctx: Context) -> di
         run_wrk(args, ctx.payload, args.warmup)
         time.sleep(1.0)  # let the warm-up's in-flight requests land before counting
         before = scratch.count_inbox() if kind == "hub" else 0
-        cpu = CpuAccount(server)
+        cpu = CpuAccount(server, args.pg_database)
         result = run_wrk(args, ctx.payload, args.duration)
         result.update(cpu.result())
     finally:
@@ -628,7 +657,7 @@ def half_rate_run(kind: str, config: Config, rate: float, ctx: Context) -> dict[
         open_loop(args.port, ctx.payload, rate, args.warmup, args.connections)  # warm-up
         time.sleep(1.0)
         before = scratch.count_inbox() if kind == "hub" else 0
-        cpu = CpuAccount(server)
+        cpu = CpuAccount(server, args.pg_database)
         result = open_loop(args.port, ctx.payload, rate, args.half_rate_duration, args.connections)
         result.update(cpu.result())
     finally:
@@ -767,12 +796,19 @@ def python_loop_ms() -> float:
     return round((time.perf_counter() - start) * 1000, 1)
 
 
-def code_state() -> dict[str, Any]:
+def code_state(scratch: Scratch) -> dict[str, Any]:
     """Which hub is measured: the commit, uncommitted files, and a digest of the code itself
     (this working tree is shared and may change while a run is in progress)."""
+    root = scratch.code_root
     digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("hub/**/*.py"), *ROOT.glob("connectors/**/*.py")]):
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    for path in sorted([*root.glob("hub/**/*.py"), *root.glob("connectors/**/*.py")]):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    if scratch.snapshot:
+        return {
+            "commit": scratch.snapshot,
+            "snapshot": True,
+            "code_digest": digest.hexdigest()[:12],
+        }
 
     def git(*cmd: str) -> str:
         done = subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True)
@@ -804,7 +840,7 @@ def machine_info(scratch: Scratch) -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "wrk": wrk_version.split("[")[0].strip(),
-        **code_state(),
+        **code_state(scratch),
         **{pkg: version(pkg) for pkg in ("flask", "gunicorn", "sqlalchemy", "psycopg", "redis")},
     }
     if scratch.db == "postgres":
@@ -858,11 +894,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60,
         help="seconds to wait for the machine to go quiet before each pair",
     )
+    p.add_argument(
+        "--pg-database",
+        default="hub_bench",
+        help="scratch PostgreSQL database, dropped and recreated (one per concurrent run)",
+    )
+    p.add_argument(
+        "--snapshot",
+        metavar="REV",
+        help="measure the hub exported from this commit (e.g. HEAD) instead of the working "
+        "tree, which others may be editing during the run",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch dir (logs, database)")
     args = p.parse_args(argv)
     for name in ("duration", "warmup", "half_rate_duration"):
         if not 0 < getattr(args, name) <= 120:
             p.error(f"--{name.replace('_', '-')} must be within (0, 120] seconds")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.pg_database):
+        p.error("--pg-database must be a plain lower-case identifier")
     if args.repeats < 1 or args.workers < 1 or args.threads < 1:
         p.error("--repeats, --workers and --threads must be at least 1")
     return args
@@ -993,10 +1042,13 @@ def main(argv: list[str] | None = None) -> int:
         recorder = Recorder(BENCH / "results" / f"ingest-{stamp}.jsonl", meta)
         probe = {"load_avg": os.getloadavg()[0], "python_loop_ms": python_loop_ms()}
         recorder.write({"kind": "machine", **info, "args": vars(args), "noise_before": probe})
-        log(
-            f"hub at {info['commit']} (+{info['uncommitted_files']} uncommitted files, code "
-            f"digest {info['code_digest']})"
+        where = (
+            f"a snapshot of {info['commit']} in {scratch.code_root}"
+            if scratch.snapshot
+            else f"the working tree at {info['commit']} "
+            f"(+{info['uncommitted_files']} uncommitted files)"
         )
+        log(f"measuring the hub from {where}; code digest {info['code_digest']}")
         log(
             f"{info['cpu']}, {info['cores']} cores; db {args.db}; body {len(payload.body)} B; "
             f"load {probe['load_avg']:.2f}; python loop {probe['python_loop_ms']} ms; "
@@ -1005,7 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(args, scratch, payload, work_dir, recorder)
         summaries = run(ctx, configs_for(args))
         after = {"load_avg": os.getloadavg()[0], "python_loop_ms": python_loop_ms()}
-        code = code_state()
+        code = code_state(scratch)
         recorder.write({"kind": "noise_after", **after, **code})
         if code["code_digest"] != info["code_digest"]:
             log(

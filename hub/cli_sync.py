@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -13,10 +15,15 @@ BAR_WIDTH = 24
 REFRESH_SECONDS = 0.5
 
 
-def _runtime() -> Any:
+@contextmanager
+def _runtime() -> Iterator[Any]:
     from hub.runtime import Runtime
 
-    return Runtime.from_settings()
+    rt = Runtime.from_settings()
+    try:
+        yield rt
+    finally:
+        rt.close()
 
 
 @click.group()
@@ -34,18 +41,18 @@ def sync_run(connection: str | None, full: bool, wait: bool) -> None:
     from hub.services import sync_run as service
     from hub.sync_jobs import deps_for
 
-    rt = _runtime()
-    started = service.start(deps_for(rt), connection, full=full, trigger="cli")
-    ids = []
-    for name, run_id in sorted(started.items()):
-        if run_id is None:
-            click.echo(f"{name}: a sync is already running (see `hub sync status`)")
-        else:
-            click.echo(f"{name}: sync run {run_id} started{' (full)' if full else ''}")
-            ids.append(run_id)
-    if not wait or not ids:
-        return
-    runs = _follow(rt, ids, live=sys.stdout.isatty())
+    with _runtime() as rt:
+        started = service.start(deps_for(rt), connection, full=full, trigger="cli")
+        ids = []
+        for name, run_id in sorted(started.items()):
+            if run_id is None:
+                click.echo(f"{name}: a sync is already running (see `hub sync status`)")
+            else:
+                click.echo(f"{name}: sync run {run_id} started{' (full)' if full else ''}")
+                ids.append(run_id)
+        if not wait or not ids:
+            return
+        runs = _follow(rt, ids, live=sys.stdout.isatty())
     for run in runs:
         click.echo(_summary(run))
     if any(r["status"] in ("failed", "needs_attention") for r in runs):
@@ -61,9 +68,18 @@ def sync_status(connection: str | None, limit: int, watch: bool | None) -> None:
     """Recent runs; running ones with a live progress bar."""
     from hub.adapters.db import sync_store
 
-    rt = _runtime()
-    runs, _ = sync_store.list_runs(rt.engine, connection=connection, status=None, before=None,
-                                   limit=limit)
+    with _runtime() as rt:
+        runs, _ = sync_store.list_runs(rt.engine, connection=connection, status=None,
+                                       before=None, limit=limit)
+        _status_table(runs)
+        running = [r["id"] for r in runs if r["status"] == "running"]
+        live = sys.stdout.isatty() if watch is None else watch
+        if running and live:
+            click.echo("")
+            _follow(rt, running, live=True)
+
+
+def _status_table(runs: list[dict[str, Any]]) -> None:
     click.echo(f"{'RUN':>5} {'CONNECTION':<14} {'STATUS':<15} {'STARTED':<19} {'READ':>8} "
                f"{'CREATED':>7} {'UPDATED':>7} {'SAME':>7} {'REJECT':>6} {'HEALED':>6} "
                f"{'PUSHED':>6} {'BLOCK':>5}")
@@ -75,11 +91,6 @@ def sync_status(connection: str | None, limit: int, watch: bool | None) -> None:
                    f"{pull['healed']:>6} {push['pushed']:>6} {push['blocked']:>5}")
         for error in run["errors"][-3:]:
             click.echo(f"      ! {error.get('where')}: {error.get('error')}")
-    running = [r["id"] for r in runs if r["status"] == "running"]
-    live = sys.stdout.isatty() if watch is None else watch
-    if running and live:
-        click.echo("")
-        _follow(rt, running, live=True)
 
 
 @sync.command("show")
@@ -89,7 +100,8 @@ def sync_show(run_id: int) -> None:
     from hub.adapters.db import sync_store
     from hub.domain.errors import NotFoundError
 
-    run = sync_store.run_detail(_runtime().engine, run_id)
+    with _runtime() as rt:
+        run = sync_store.run_detail(rt.engine, run_id)
     if run is None:
         raise NotFoundError(f"no sync run {run_id}")
     click.echo(json.dumps(run, indent=2))
@@ -160,4 +172,5 @@ def scheduler() -> None:
     Run exactly one; restart it after adding a connection or changing a sync_cron."""
     from hub.cron import run_scheduler
 
-    run_scheduler(_runtime())
+    with _runtime() as rt:
+        run_scheduler(rt)

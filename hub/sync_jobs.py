@@ -19,7 +19,7 @@ from connectors.base import RateLimit
 from hub.adapters.rate_limit import TokenBucket
 from hub.adapters.sync_lock import SyncLock
 from hub.runtime import Runtime
-from hub.services import sync_pull, sync_push, sync_run
+from hub.services import sync_commit, sync_pull, sync_push, sync_run
 from hub.services.sync_common import SyncDeps
 from hub.sync_config import SyncSettings, load_sync_settings
 
@@ -107,7 +107,7 @@ def read_stream(run_id: int, stream: str, epoch: int) -> str:
 
 
 def commit_chunk(run_id: int, chunk_id: int) -> str:
-    return sync_pull.process_chunk(_deps(), run_id, chunk_id)
+    return sync_commit.process_chunk(_deps(), run_id, chunk_id)
 
 
 def push_slice(run_id: int, after: int, epoch: int) -> str:
@@ -124,8 +124,8 @@ def watch_syncs() -> list[int]:
 
 
 def enqueue_withdrawals(rt: Runtime, contact_ids: list[int]) -> None:
-    """Called after a webhook batch withdrew consent: never raises (the nightly push and the
-    sweeper of the next run still carry the withdrawal if Redis is down now)."""
+    """Called after a webhook batch withdrew consent: never raises. If Redis is down now, the
+    next run's push still carries the withdrawal (the contact changed since the last push)."""
     if not contact_ids:
         return
     try:

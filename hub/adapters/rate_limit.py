@@ -3,10 +3,13 @@
 Each call takes a token, or reserves the next one and says how long to wait for it, in one
 Lua script (atomic, one round trip, Redis's own clock): N workers together never send a vendor
 more than its documented rate, and they are served in arrival order instead of all retrying at
-once. A 429 answer pauses the whole bucket for as long as the vendor asked (Retry-After), so
-the other workers hold back too instead of each finding out for itself.
-RQ's own `RateLimit` limits how many jobs run at once, not requests per second, so it does
-not fit here (docs/decisions/0020-sync-workers-and-rate-limits.md).
+once. A vendor's "N requests per W seconds" becomes a bucket of N/10 tokens (at least one)
+refilled at (N - N/10)/W per second, so no window of W seconds ever holds more than N requests
+(a full bucket plus what refills in W), at most 10% below the documented throughput. A 429
+pauses the whole bucket for as long as the vendor asked (Retry-After), so the other workers
+hold back too instead of each finding out for itself. RQ's own `RateLimit` limits how many jobs
+run at once, not requests per second, so it does not fit here
+(docs/decisions/0020-sync-workers-locks-rate-limits-push.md).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class TokenBucket:
     limit: RateLimit
     sleep: Callable[[float], None] = time.sleep
     on_wait: Callable[[float], None] | None = None  # e.g. refresh a lock during long waits
+    step: float = 10.0  # the longest sleep between two on_wait calls
     waited: float = field(default=0.0)
 
     def __post_init__(self) -> None:
@@ -83,17 +87,24 @@ class TokenBucket:
     def key(self) -> str:
         return KEY.format(self.name)
 
+    @property
+    def capacity(self) -> int:
+        return max(1, self.limit.requests // 10)
+
+    @property
+    def refill(self) -> float:
+        """Tokens per second: a full bucket plus one window's refill is the vendor's limit."""
+        return max(self.limit.requests - self.capacity, 1) / self.limit.seconds
+
     def reserve(self, cost: int = 1) -> float:
         """Take `cost` tokens; the seconds to wait before using them (0.0: now)."""
-        micros = self._script(keys=[self.key], args=[self.limit.requests,
-                                                    self.limit.requests / self.limit.seconds,
-                                                    cost, 0])
+        micros = self._script(keys=[self.key], args=[self.capacity, self.refill, cost, 0])
         return int(micros) / 1_000_000
 
     def throttle(self) -> None:
         wait = self.reserve()
         while wait > 0:
-            step = min(wait, MAX_WAIT_SECONDS, 10.0)
+            step = min(wait, MAX_WAIT_SECONDS, self.step)
             if self.on_wait:
                 self.on_wait(step)
             self.sleep(step)
@@ -103,7 +114,6 @@ class TokenBucket:
     def pause(self, seconds: float | None) -> float | None:
         """Hold every worker back for `seconds` (a vendor's Retry-After); returns it."""
         if seconds and seconds > 0:
-            self._script(keys=[self.key], args=[self.limit.requests,
-                                                self.limit.requests / self.limit.seconds, 0,
+            self._script(keys=[self.key], args=[self.capacity, self.refill, 0,
                                                 min(seconds, MAX_WAIT_SECONDS)])
         return seconds

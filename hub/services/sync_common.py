@@ -20,11 +20,13 @@ from sqlalchemy import Engine
 from connectors.base import ConnectionContext, Connector, RateLimit
 from connectors.http import VendorHttp
 from connectors.registry import get_connector
+from connectors.streams import Stream
 from hub.adapters.db import admin
 from hub.adapters.db import sync_store as store
 from hub.domain.contact import FieldSpec
 from hub.domain.errors import ConfigurationError, HubError, NotFoundError
 from hub.domain.mapping import Mapping, OutboundMapping
+from hub.domain.sync import Boundary
 from hub.redaction import redact
 from hub.sync_config import SyncSettings
 
@@ -69,6 +71,7 @@ class Lock(Protocol):
 
 class Bucket(Protocol):
     on_wait: Callable[[float], None] | None
+    step: float
 
     def throttle(self) -> None: ...
 
@@ -121,6 +124,13 @@ def holder_of(run_id: int) -> str:
     return f"run:{run_id}"
 
 
+def hold(lock: Lock, run_id: int) -> bool:
+    """Keep the run's lock: extend it, or take it back if it lapsed and nobody took it (a
+    stall longer than its expiry); False when another holder has it."""
+    holder = holder_of(run_id)
+    return lock.refresh(holder) or lock.acquire(holder)
+
+
 def target(engine: Engine, name: str) -> Target:
     info = admin.get_connection(engine, name)
     if info is None:
@@ -141,6 +151,7 @@ def vendor_client(deps: SyncDeps, target_: Target, run_id: int | None) -> Vendor
     429's Retry-After) keep the run's lock alive, and a 429 holds every worker back."""
     http = target_.connector.api_client(target_.context)
     lock = deps.lock_for(target_.name)
+    beat = max(0.5, deps.settings.lock_seconds / 3)  # refresh well before the lock lapses
 
     def keep_alive(_seconds: float = 0.0) -> None:
         if run_id is not None:
@@ -150,13 +161,14 @@ def vendor_client(deps: SyncDeps, target_: Target, run_id: int | None) -> Vendor
     if limit is not None:
         bucket = deps.bucket_for(target_.name, limit)
         bucket.on_wait = keep_alive
+        bucket.step = beat
         http.throttle = bucket.throttle
         asked = http.retry_after
         http.retry_after = lambda response: bucket.pause(asked(response))
 
     def sleep(seconds: float) -> None:
         while seconds > 0:
-            step = min(seconds, 5.0)
+            step = min(seconds, beat)
             keep_alive()
             deps.sleep(step)
             seconds -= step
@@ -196,3 +208,23 @@ def end_run(deps: SyncDeps, run_id: int, connection: str, status: str) -> bool:
         deps.lock_for(connection).release(holder_of(run_id))
         log.info("sync run %s of %s ended: %s", run_id, connection, status)
     return ended
+
+
+# --- streams ---------------------------------------------------------------------------
+
+def base_params(stream: Stream, start_value: str | None) -> dict[str, Any]:
+    base = dict(stream.params)
+    if start_value and stream.since:
+        base.update(stream.since(start_value))
+    return base
+
+
+def first_params(stream: Stream, start: Boundary) -> dict[str, Any]:
+    return {**base_params(stream, start.value), **stream.paginator.first()}
+
+
+def stream_named(target_: Target, name: str) -> Stream:
+    for stream in target_.connector.streams(target_.context):
+        if stream.name == name:
+            return stream
+    raise HubError(f"{target_.connector.title} has no stream {name!r} any more")

@@ -202,7 +202,7 @@ def _plan(deps: SyncDeps, target_: Target, object_type: str, ids: list[int],
                         k.scope == name)
         view = contact_view(row.id, row.data or {}, keys, row.created_at, row.updated_at)
         consent = (view["consent"].get(channel) or {}).get("status")
-        if only_linked and not linked and not (marketing and consent in WITHHELD):
+        if not linked and not _wanted(marketing, consent, only_linked):
             continue
         view["external_id"] = linked[0] if linked else None
         payload, _problems = mapping.apply(view)
@@ -227,6 +227,17 @@ def _plan(deps: SyncDeps, target_: Target, object_type: str, ids: list[int],
         if view.get("email"):
             plan.emails[row.id] = str(view["email"])
     return plan
+
+
+def _wanted(marketing: bool, consent: str | None, only_linked: bool) -> bool:
+    """Whether a contact the tool does not hold yet goes to it: a withdrawal goes to every
+    email tool (as a suppression); otherwise only with push=all, and an audience only gets
+    contacts who consented (not having asked is not an attempt worth a flag)."""
+    if marketing and consent in WITHHELD:
+        return True
+    if only_linked:
+        return False
+    return not marketing or consent == "granted"
 
 
 def _state(contact_id: int, status: str, digest: str, consent: str | None,

@@ -15,8 +15,9 @@ from connectors.registry import get_connector
 from hub.adapters.db import admin
 from hub.adapters.db import sync_store as store
 from hub.domain.errors import HubError
+from hub.services.sync_commit import advance
 from hub.services.sync_common import SyncDeps, describe, end_run, holder_of, record_error
-from hub.services.sync_pull import advance, begin
+from hub.services.sync_pull import begin
 
 log = logging.getLogger(__name__)
 MAX_RESUMES = 20  # then the run is failed: something kills it every time

@@ -9,7 +9,7 @@ from typing import Any
 
 from hub.adapters.db import admin
 from hub.runtime import Runtime
-from hub.services import sync_pull, sync_push, sync_run
+from hub.services import sync_commit, sync_pull, sync_push, sync_run
 from hub.services.sync_common import SyncDeps
 from hub.sync_config import load_sync_settings
 from hub.sync_jobs import deps_for
@@ -42,7 +42,7 @@ class InMemoryJobs:
 
     def step(self, deps: SyncDeps) -> Any:
         kind, *args = self.queue.popleft()
-        handler = {"read": sync_pull.read, "chunk": sync_pull.process_chunk,
+        handler = {"read": sync_pull.read, "chunk": sync_commit.process_chunk,
                    "push": sync_push.push_slice, "withdrawals": sync_push.push_withdrawals}[kind]
         result = handler(deps, *args)
         self.done.append((kind, result))

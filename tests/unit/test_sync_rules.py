@@ -115,3 +115,19 @@ def test_a_rate_limit_setting_reads_requests_per_seconds():
     for bad in ("fast", "0/1", "5/0"):
         with pytest.raises(ConfigurationError):
             parse_rate(bad)
+
+
+def test_the_progress_bar_follows_the_pull_then_the_push():
+    from hub.cli_sync import progress, progress_line
+
+    def run(phase, done, read, expected=None, reading=True, slices=(0, 1)):
+        return {"connection": "crm", "status": "running", "phase": phase,
+                "pull": {"records_read": read, "records_done": done, "healed": 0},
+                "push": {"pushed": 0, "slices": slices[1], "slices_done": slices[0]},
+                "streams": [{"expected": expected, "status": "reading" if reading else "read"}]}
+
+    assert progress(run("pull", 50, 100, expected=1000)) == pytest.approx(0.045)
+    assert progress(run("pull", 100, 100)) == pytest.approx(0.45)  # end of stream unknown
+    assert progress(run("pull", 100, 100, reading=False)) == pytest.approx(0.9)
+    assert progress(run("push", 100, 100, reading=False, slices=(1, 2))) == pytest.approx(0.95)
+    assert "[##########--------------]  45%" in progress_line(run("pull", 100, 100))

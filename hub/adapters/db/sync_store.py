@@ -188,20 +188,27 @@ def streams(conn: Connection, run_id: int) -> list[Any]:
     return list(conn.execute(select(S).where(S.c.run_id == run_id).order_by(S.c.stream)))
 
 
+class FencedOffError(Exception):
+    """The run ended, or was resumed under a new epoch: this job's work is not wanted."""
+
+
 def record_chunk(conn: Connection, *, run_id: int, epoch: int, stream: str,
                  params: dict[str, Any], pages: int, records: int, fetched_at: datetime,
                  next_params: dict[str, Any] | None, seen: Boundary,
-                 expected: int | None) -> int | None:
-    """A chunk read and waiting to be committed, and the stream's next request: None when
-    this reader is fenced off (the run ended or was resumed by another epoch)."""
-    if not add_counts(conn, run_id, epoch, records_read=records):
-        return None
-    row = get_stream(conn, run_id, stream)
-    seq, start_value, start_ids = row.chunks, row.start_value, row.start_ids or []
+                 expected: int | None) -> int:
+    """A chunk read and waiting to be committed, and the stream's next request. Raises
+    FencedOffError (roll back) when this reader's epoch is over.
+
+    Rows are locked in the order every sync transaction uses (chunk, stream, run, bookmark),
+    so a reader and the workers committing its chunks cannot deadlock."""
     conn.execute(update(S).where(S.c.run_id == run_id, S.c.stream == stream).values(
         next_params=next_params, pages=S.c.pages + pages, records=S.c.records + records,
         chunks=S.c.chunks + 1, max_value=seen.value, max_ids=sorted(seen.ids),
         expected=expected if expected is not None else S.c.expected))
+    if not add_counts(conn, run_id, epoch, records_read=records):
+        raise FencedOffError(f"run {run_id} epoch {epoch}")
+    row = get_stream(conn, run_id, stream)
+    seq, start_value, start_ids = row.chunks - 1, row.start_value, row.start_ids or []
     return int(conn.execute(insert(K).values(
         run_id=run_id, stream=stream, seq=seq, params=params, start_value=start_value,
         start_ids=start_ids, pages=pages, records=records, fetched_at=fetched_at,
