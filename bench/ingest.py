@@ -13,9 +13,13 @@ What it does (bench/README.md has the figures and the reasoning):
 3. Open-loop latency at half the hub's saturating rate: a fixed send schedule at R = median hub
    rps / 2, latency counted from each request's scheduled send time (no coordinated omission).
 4. After every hub run: rows added to inbox_events >= 202 answers (nothing accepted was lost).
-5. A table on stdout; one JSON line per run and per config in bench/results/ingest-<ts>.jsonl.
+5. Per run, who used the CPU (server, load generator, Redis, PostgreSQL, foreign load). The
+   machine is shared: a bare/hub pair disturbed by foreign load is measured again.
+6. A table on stdout; one JSON line per run and per config in bench/results/ingest-<ts>.jsonl.
 
-Loopback only (127.0.0.1); every run is bounded; servers are stopped by process group.
+`--snapshot HEAD` measures a `git archive` of a commit instead of the (shared, changing) working
+tree. Loopback only (127.0.0.1); every run is bounded; servers are stopped by process group,
+also on Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
