@@ -25,7 +25,7 @@ class SyncSettings:
     lock_seconds: float = 60.0  # a dead holder's lock lapses after this long
     watchdog_seconds: int = 60  # how often `hub scheduler` looks for stalled runs
     job_seconds: float = 60.0  # a reading job hands over to a fresh job after this long
-    push_slice: int = 500  # contacts one push job maps and sends
+    push_slice: int = 1000  # contact ids one push job looks at (changed ones are sent)
     push_lag_seconds: float = 300.0  # re-read this much before the last push (slow commits)
     chunk_attempts: int = 3  # then a chunk's records are counted rejected and the run goes on
     dead_letter_limit: int = 1000  # refused records retried per run and connection

@@ -74,25 +74,27 @@ def start_push(deps: SyncDeps, run_id: int) -> None:
 
 
 def push_slice(deps: SyncDeps, run_id: int, after: int, epoch: int) -> str:
-    """Push one slice of changed contacts (ids after `after`), handing on the next first."""
+    """Push the changed contacts among the next HUB_SYNC_PUSH_SLICE ids after `after`,
+    having handed the following range to the queue first."""
     with deps.engine.connect() as conn:
         run = store.get_run(conn, run_id)
     if run is None or run.status != store.RUNNING or run.phase != "push" or run.epoch != epoch:
         return "nothing to do"
     target_ = target(deps.engine, run.connection)
-    size = deps.settings.push_slice
+    upto = after + deps.settings.push_slice
     linked_only = target_.push_mode == "linked"
+    since = _since(deps, run)
     with deps.engine.connect() as conn:
-        candidates = store.candidate_ids(conn, target_.name, since=_since(deps, run),
-                                         after=after, limit=size, linked_only=linked_only)
+        last = upto >= store.last_contact_id(conn)
+        candidates = store.candidate_ids(conn, target_.name, since=since, after=after,
+                                         upto=upto, linked_only=linked_only)
         retried = store.dead_letters(conn, target_.name, deps.settings.dead_letter_limit) \
             if after == 0 else []
-    last = len(candidates) < size
     if not last:
         with deps.engine.begin() as conn:
             if not store.add_counts(conn, run_id, epoch, push_slices=1):
                 return "fenced off"
-        deps.jobs.push(run_id, candidates[-1], epoch)
+        deps.jobs.push(run_id, upto, epoch)
     ids = sorted(set(candidates) | set(retried))
     counts: dict[str, int] = {}
     try:

@@ -207,6 +207,7 @@ def test_a_worker_killed_mid_sync_is_replaced_and_nothing_is_lost_or_doubled(syn
     hub.spawn("worker")
     runs = hub.wait_for_runs(2)
     assert sorted(r["status"] for r in runs) == ["succeeded", "succeeded"], runs
+    assert any(r["resumes"] for r in runs)  # the scheduler's watchdog took over a dead run
     for run in runs:  # every record committed once: no page lost, none counted twice
         assert run["pull"]["records_read"] == run["pull"]["records_done"] == 2500, run
     people = 3750  # 2500 in Stripe, 2500 in HubSpot, 1250 of them in both

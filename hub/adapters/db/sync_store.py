@@ -150,7 +150,7 @@ def _streams_of(conn: Connection, run_ids: list[int]) -> dict[int, list[Any]]:
 def run_dict(row: Any, streams: list[Any]) -> dict[str, Any]:
     return {
         "id": row.id, "connection": row.connection, "status": row.status, "phase": row.phase,
-        "full": bool(row.full), "trigger": row.trigger,
+        "full": bool(row.full), "trigger": row.trigger, "resumes": row.epoch - 1,
         "started_at": row.started_at.isoformat(),
         "ended_at": row.ended_at.isoformat() if row.ended_at else None,
         "pull": {"records_read": row.records_read, "records_done": row.records_done,
@@ -295,10 +295,15 @@ def bookmarks(engine: Engine, connection: str) -> dict[str, dict[str, Any]]:
 
 # --- push ----------------------------------------------------------------------------------
 
+def last_contact_id(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(C.c.id))).scalar() or 0)
+
+
 def candidate_ids(conn: Connection, connection: str, *, since: datetime | None,
-                  after: int, limit: int, linked_only: bool) -> list[int]:
-    """Contacts changed since `since` (all when None), by id after `after`."""
-    query = select(C.c.id).where(C.c.id > after, C.c.merged_into.is_(None))
+                  after: int, upto: int, linked_only: bool) -> list[int]:
+    """Contacts with after < id <= upto changed since `since` (all when None). A bounded id
+    range keeps every slice's query an index range scan, however many contacts there are."""
+    query = select(C.c.id).where(C.c.id > after, C.c.id <= upto, C.c.merged_into.is_(None))
     if "erased_at" in C.c:
         query = query.where(C.c.erased_at.is_(None))
     if since is not None:
@@ -306,7 +311,7 @@ def candidate_ids(conn: Connection, connection: str, *, since: datetime | None,
     if linked_only:
         query = query.where(exists().where(and_(
             I.c.contact_id == C.c.id, I.c.kind == "external", I.c.scope == connection)))
-    return [int(i) for i in conn.execute(query.order_by(C.c.id).limit(limit)).scalars()]
+    return [int(i) for i in conn.execute(query.order_by(C.c.id)).scalars()]
 
 
 def dead_letters(conn: Connection, connection: str, limit: int) -> list[int]:
