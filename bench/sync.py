@@ -78,6 +78,27 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of every local postgres process (the server's backends and helpers)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found[int(entry.name)] = cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def follow(rt: Runtime, ids: list[int]) -> dict[str, float]:
     """Poll the runs: when reading ended, when the pull ended, when the runs ended."""
     marks: dict[str, float] = {}
@@ -96,7 +117,11 @@ def follow(rt: Runtime, ids: list[int]) -> dict[str, float]:
         time.sleep(0.2)
 
 
-def one_run(rt: Runtime, label: str) -> dict[str, float]:
+def one_run(rt: Runtime, label: str, workers: list[int]) -> dict[str, float]:
+    """One run of both connections. Besides rates (which move with whatever else the machine
+    runs), the CPU time spent per record by the workers and by PostgreSQL: steadier figures
+    for comparing two versions on a shared host."""
+    cpu_before, pg_before = sum(cpu_seconds(p) for p in workers), postgres_cpu()
     started = time.perf_counter()
     ids = [i for i in sync_run.start(deps_for(rt), trigger="bench").values() if i]
     marks = follow(rt, ids)
@@ -108,18 +133,25 @@ def one_run(rt: Runtime, label: str) -> dict[str, float]:
     pushed = sum(r["push"]["pushed"] for r in runs if r)
     healed = sum(r["pull"]["healed"] for r in runs if r)
     statuses = sorted(r["status"] for r in runs if r)
+    worker_cpu = sum(cpu_seconds(p) for p in workers) - cpu_before
+    pg_after = postgres_cpu()
+    pg_cpu = sum(t - pg_before.get(pid, 0.0) for pid, t in pg_after.items())
     figures = {
         "read_per_s": read / max(marks["read"] - started, 1e-6),
         "commit_per_s": done / max(marks["pull"] - started, 1e-6),
         "push_per_s": considered / max(marks["end"] - marks["pull"], 1e-6),
         "end_to_end_per_s": done / max(marks["end"] - started, 1e-6),
         "seconds": marks["end"] - started,
+        "worker_cpu_ms": 1000 * worker_cpu / max(done, 1),
+        "postgres_cpu_ms": 1000 * pg_cpu / max(done, 1),
     }
     print(f"  {label}: {statuses} read={read} committed={done} healed={healed} "
           f"push considered={considered} pushed={pushed} in {figures['seconds']:.1f} s | "
           f"read {figures['read_per_s']:,.0f}/s, map+resolve+merge "
           f"{figures['commit_per_s']:,.0f}/s, push {figures['push_per_s']:,.0f}/s, "
-          f"end to end {figures['end_to_end_per_s']:,.0f} records/s", flush=True)
+          f"end to end {figures['end_to_end_per_s']:,.0f} records/s | CPU per record: workers "
+          f"{figures['worker_cpu_ms']:.2f} ms, database {figures['postgres_cpu_ms']:.2f} ms",
+          flush=True)
     return figures
 
 
@@ -154,9 +186,10 @@ def main() -> None:
         try:
             print(f"db={args.db} contacts={args.contacts} workers={args.workers} "
                   f"chunk={args.chunk}", flush=True)
-            first = one_run(rt, "first sync (everything new)")
+            pids = [w.pid for w in workers]
+            first = one_run(rt, "first sync (everything new)", pids)
             second = {"seconds": 0.0} if args.once else \
-                one_run(rt, "second sync (nothing changed)")
+                one_run(rt, "second sync (nothing changed)", pids)
             peaks = [peak_rss_mb(w.pid) for w in workers]
         finally:
             for worker in workers:
@@ -172,6 +205,8 @@ def main() -> None:
               f"commit={first['commit_per_s']:.0f}/s read={first['read_per_s']:.0f}/s "
               f"push={first['push_per_s']:.0f}/s seconds={first['seconds']:.1f} "
               f"second_seconds={second['seconds']:.1f} "
+              f"worker_cpu_ms_per_record={first['worker_cpu_ms']:.2f} "
+              f"db_cpu_ms_per_record={first['postgres_cpu_ms']:.2f} "
               f"peak_worker_rss_mb={max(peaks):.0f}", flush=True)
 
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import email_validator
@@ -95,9 +96,15 @@ def split_name(value: Any, part: str = "first") -> str | None:
     """One part of a full name; understands "Last, First", titles, suffixes and particles."""
     if part not in ("first", "last", "middle"):
         raise TransformError(f"split_name part must be first, middle or last, not {part!r}")
-    name = HumanName(_text(value).strip())
-    result = str(getattr(name, part)).strip()
-    return result or None
+    return _name_parts(_text(value).strip())[part] or None
+
+
+@lru_cache(maxsize=4096)
+def _name_parts(text: str) -> dict[str, str]:
+    """Parsed once per name: a mapping usually asks for the first and the last part of the
+    same full name, and nameparser is the slowest step of applying a mapping."""
+    name = HumanName(text)
+    return {part: str(getattr(name, part)).strip() for part in ("first", "middle", "last")}
 
 
 def join(value: Any, separator: str = " ") -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, Table, insert, select, update
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.exc import IntegrityError
 
+from hub.adapters.db.dialect import insert_many
 from hub.adapters.db.models import ApiToken, AuditEntry, Connection
 from hub.domain.errors import ConfigurationError, ConflictError, NotFoundError
 
@@ -155,8 +156,7 @@ def revoke_token(engine: Engine, token_id: int, actor: str) -> None:
 
 def audit_many(conn: SqlConnection, rows: list[dict[str, Any]]) -> None:
     """Many audit lines in one statement (a worker's batch)."""
-    if rows:
-        conn.execute(insert(AUD), rows)
+    insert_many(conn, AUD, rows)
 
 
 def audit(conn: SqlConnection, actor: str, action: str, entity_type: str, entity_id: str,

@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, Table, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from hub.adapters.db.dialect import upsert
+from hub.adapters.db.dialect import one_of, upsert
 from hub.adapters.db.models import (
     AuditEntry,
     ConsentEvent,
@@ -71,7 +71,7 @@ def tombstone_hash(key: IdentityKey, salt_bytes: bytes) -> str:
 def tombstoned(conn: Connection, hashes: set[str]) -> set[str]:
     if not hashes:
         return set()
-    return set(conn.execute(select(T.c.hash).where(T.c.hash.in_(sorted(hashes)))).scalars())
+    return set(conn.execute(select(T.c.hash).where(one_of(T.c.hash, sorted(hashes)))).scalars())
 
 
 def record_consent_history(conn: Connection, records: list[GoldenRecord], ids: dict[int, int],
@@ -115,7 +115,7 @@ def erase_in_hub(conn: Connection, golden: GoldenRecord, erasure_id: int, salt_b
         conn.execute(insert(T), fresh)
     events = events_of(conn, contact_id)
     if events:
-        conn.execute(update(E).where(E.c.id.in_(events)).values(
+        conn.execute(update(E).where(one_of(E.c.id, events)).values(
             body=b"", headers={}, result={"erased": True, "erasure_id": erasure_id}))
     counts = {
         "identities": conn.execute(delete(I).where(I.c.contact_id == contact_id)).rowcount,
@@ -185,7 +185,7 @@ def export_rows(conn: Connection, contact_id: int) -> dict[str, Any]:
     events = [
         {"id": r.id, "event_type": r.event_type, "received_at": r.received_at.isoformat(),
          "body": bytes(r.body).decode("utf-8", errors="replace")}
-        for r in conn.execute(select(E).where(E.c.id.in_(event_ids)).order_by(E.c.id))
+        for r in conn.execute(select(E).where(one_of(E.c.id, event_ids)).order_by(E.c.id))
     ] if event_ids else []
     return {"consent_history": history, "audit": audit, "merges": merges,
             "source_deliveries": events}

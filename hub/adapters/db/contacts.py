@@ -12,10 +12,10 @@ import hashlib
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, literal_column, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.engine import Connection
 
-from hub.adapters.db.dialect import upsert
+from hub.adapters.db.dialect import insert_many, one_of, upsert, upsert_many
 from hub.adapters.db.models import Contact, ContactIdentity, FieldProvenance, Flag
 from hub.domain.contact import Provenance
 from hub.domain.flags import NewFlag
@@ -48,7 +48,7 @@ def find_owners(conn: Connection, keys: set[IdentityKey]) -> dict[IdentityKey, i
         return {}
     rows = conn.execute(
         select(I.c.kind, I.c.scope, I.c.value, I.c.contact_id).where(
-            I.c.value.in_(sorted({k.value for k in keys}))
+            one_of(I.c.value, sorted({k.value for k in keys}))
         )
     ).all()
     found = {IdentityKey(IdentityKind(r.kind), r.scope, r.value): r.contact_id for r in rows}
@@ -62,14 +62,14 @@ def load_many(conn: Connection, contact_ids: set[int]) -> dict[int, GoldenRecord
     ids = sorted(contact_ids)
     records = {
         r.id: GoldenRecord(id=r.id, values=dict(r.data or {}))
-        for r in conn.execute(select(C.c.id, C.c.data).where(C.c.id.in_(ids)))
+        for r in conn.execute(select(C.c.id, C.c.data).where(one_of(C.c.id, ids)))
     }
-    for r in conn.execute(select(P).where(P.c.contact_id.in_(ids))):
+    for r in conn.execute(select(P).where(one_of(P.c.contact_id, ids))):
         records[r.contact_id].provenance[r.field] = Provenance(
             r.connection, r.event_id, r.observed_at, r.mapping_version
         )
     for r in conn.execute(select(I.c.contact_id, I.c.kind, I.c.scope, I.c.value).where(
-            I.c.contact_id.in_(ids))):
+            one_of(I.c.contact_id, ids))):
         records[r.contact_id].identities.add(IdentityKey(IdentityKind(r.kind), r.scope, r.value))
     return records
 
@@ -95,14 +95,13 @@ def _contact_row(record: GoldenRecord) -> dict[str, Any]:
 
 
 def _insert_new(conn: Connection, records: list[GoldenRecord], now: datetime) -> dict[int, int]:
-    ids: dict[int, int] = {}
-    for record in records:  # one RETURNING per new contact keeps the id pairing unambiguous
-        new_id = conn.execute(
-            insert(C).values(**_contact_row(record), created_at=now, updated_at=now)
-            .returning(C.c.id)
-        ).scalar_one()
-        ids[record.id] = new_id
-    return ids
+    """One statement for the batch: SQLAlchemy's insertmanyvalues with
+    sort_by_parameter_order pairs each RETURNING id with its row on every dialect."""
+    if not records:
+        return {}
+    rows = [{**_contact_row(r), "created_at": now, "updated_at": now} for r in records]
+    stored = conn.execute(insert(C).returning(C.c.id, sort_by_parameter_order=True), rows)
+    return {record.id: new_id for record, new_id in zip(records, stored.scalars(), strict=True)}
 
 
 def _update_contacts(conn: Connection, records: list[GoldenRecord], now: datetime) -> None:
@@ -125,8 +124,7 @@ def _insert_identities(conn: Connection, records: list[GoldenRecord], ids: dict[
          "value": k.value, "created_at": now}
         for r in records for k in r.new_identities
     ]
-    if rows:
-        conn.execute(insert(I), rows)
+    insert_many(conn, I, rows)
 
 
 def _upsert_provenance(conn: Connection, records: list[GoldenRecord], ids: dict[int, int]) -> None:
@@ -138,15 +136,8 @@ def _upsert_provenance(conn: Connection, records: list[GoldenRecord], ids: dict[
             rows.append({"contact_id": contact_id, "field": name, "connection": p.connection,
                          "event_id": p.event_id, "observed_at": p.observed_at,
                          "mapping_version": p.mapping_version})
-    if not rows:
-        return
-    stmt = upsert(conn, P)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["contact_id", "field"],
-        set_={c: literal_column(f"excluded.{c}") for c in
-              ("connection", "event_id", "observed_at", "mapping_version")},
-    )
-    conn.execute(stmt, rows)
+    upsert_many(conn, P, rows, key=["contact_id", "field"],
+                update=["connection", "event_id", "observed_at", "mapping_version"])
 
 
 def insert_flags(conn: Connection, flags: list[NewFlag], ids: dict[int, int], now: datetime

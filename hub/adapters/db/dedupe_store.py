@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, func, insert, select
 
-from hub.adapters.db.dialect import upsert
+from hub.adapters.db.dialect import one_of, upsert
 from hub.adapters.db.models import Contact, ContactIdentity, Flag, utcnow
 from hub.domain.flags import FlagKind, NewFlag
 
@@ -92,7 +92,7 @@ class SqlDedupeStore:
             keys = sorted(rows)
             for start in range(0, len(keys), 500):
                 existing |= set(conn.execute(
-                    select(F.c.dedupe_key).where(F.c.dedupe_key.in_(keys[start:start + 500]))
+                    select(F.c.dedupe_key).where(one_of(F.c.dedupe_key, keys[start:start + 500]))
                 ).scalars())
             new = [rows[k] for k in keys if k not in existing]
             if new:

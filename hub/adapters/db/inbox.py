@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
 
-from hub.adapters.db.dialect import upsert
+from hub.adapters.db.dialect import one_of, upsert
 from hub.adapters.db.models import Connection as ConnectionRow
 from hub.adapters.db.models import InboxEvent
 
@@ -109,7 +109,7 @@ def accept_many(engine: Engine, rows: list[dict[str, Any]]) -> list[Accepted]:
         existing = {}
         if missing:
             found = conn.execute(select(T.c.id, T.c.status, T.c.connection_id, T.c.delivery_key)
-                                 .where(T.c.delivery_key.in_(sorted(k for _, k in missing))))
+                                 .where(one_of(T.c.delivery_key, sorted(k for _, k in missing))))
             existing = {(r.connection_id, r.delivery_key): (r.id, r.status) for r in found}
     results, seen = [], set()
     for row in rows:
@@ -166,7 +166,7 @@ def claim(engine: Engine, *, limit: int, now: datetime, lease_seconds: int) -> l
                 T.c.delivery_key, T.c.headers, T.c.body, T.c.attempts, T.c.received_at,
             )
             .join(C, C.c.id == T.c.connection_id)
-            .where(T.c.id.in_(ids))
+            .where(one_of(T.c.id, ids))
             .order_by(T.c.id)
         ).all()
     return [
@@ -203,7 +203,7 @@ def mark_done(conn: Any, results: list[tuple[int, str, dict[str, Any]]], now: da
 def blank_bodies(conn: Any, event_ids: list[int]) -> None:
     """Forget what a delivery said (it was about an erased person)."""
     if event_ids:
-        conn.execute(update(T).where(T.c.id.in_(event_ids)).values(body=b"", headers={}))
+        conn.execute(update(T).where(one_of(T.c.id, event_ids)).values(body=b"", headers={}))
 
 
 def backoff_seconds(attempt: int, base: float) -> float:
@@ -245,7 +245,7 @@ def replay(engine: Engine, event_ids: list[int], now: datetime) -> int:
     with engine.begin() as conn:
         result = conn.execute(
             update(T)
-            .where(T.c.id.in_(event_ids), T.c.status != PROCESSING)
+            .where(one_of(T.c.id, event_ids), T.c.status != PROCESSING)
             .values(status=ACCEPTED, attempts=0, available_at=now, last_error=None)
         )
         return int(result.rowcount or 0)

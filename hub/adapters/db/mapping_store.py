@@ -19,6 +19,7 @@ from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from hub.adapters.db.admin import audit
+from hub.adapters.db.dialect import one_of
 from hub.adapters.db.models import Connection, CustomFieldRow, MappingActivation, MappingVersion
 from hub.adapters.mapping_files import FileMappingStore
 from hub.domain.contact import CANONICAL_FIELDS, FieldSpec
@@ -330,7 +331,7 @@ class DbMappingStore:
             names = dict(conn.execute(select(CONN.c.id, CONN.c.name)).all())
             active_ids = _active_ids(conn)
             wanted = [v for v in active_ids.values() if v is not None]
-            versions = {r.id: r for r in conn.execute(select(V).where(V.c.id.in_(wanted)))}
+            versions = {r.id: r for r in conn.execute(select(V).where(one_of(V.c.id, wanted)))}
             custom = specs_of([_custom(r) for r in conn.execute(select(CF))])
         active: dict[tuple[str, str, str], tuple[int, str, dict[str, Any]] | None] = {}
         for (cid, object_type, direction), version_id in active_ids.items():

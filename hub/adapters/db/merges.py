@@ -14,6 +14,7 @@ from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from hub.adapters.db.contacts import load_many, lock_identities
+from hub.adapters.db.dialect import one_of
 from hub.adapters.db.models import (
     Contact,
     ContactIdentity,
@@ -41,9 +42,9 @@ R = cast(Table, SurvivorshipRule.__table__)
 def live_contacts(conn: Connection, ids: list[int]) -> dict[int, GoldenRecord]:
     """The golden records, locked for this transaction; merged-away ids are refused."""
     if conn.dialect.name == "postgresql":
-        conn.execute(select(C.c.id).where(C.c.id.in_(ids)).with_for_update()).all()
+        conn.execute(select(C.c.id).where(one_of(C.c.id, ids)).with_for_update()).all()
     rows = {r.id: r.merged_into for r in conn.execute(select(C.c.id, C.c.merged_into)
-                                                      .where(C.c.id.in_(ids)))}
+                                                      .where(one_of(C.c.id, ids)))}
     for contact_id in ids:
         if contact_id not in rows:
             raise NotFoundError(f"no contact with id {contact_id}")

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, desc, select
 
+from hub.adapters.db.dialect import one_of
 from hub.adapters.db.models import (
     Connection,
     Contact,
@@ -107,7 +108,7 @@ def _identities(conn: Any, ids: list[int]) -> dict[int, list[IdentityKey]]:
     if not ids:
         return found
     for r in conn.execute(select(I.c.contact_id, I.c.kind, I.c.scope, I.c.value).where(
-            I.c.contact_id.in_(ids))):
+            one_of(I.c.contact_id, ids))):
         found.setdefault(r.contact_id, []).append(
             IdentityKey(IdentityKind(r.kind), r.scope, r.value))
     return found

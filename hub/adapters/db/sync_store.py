@@ -14,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, Table, and_, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from hub.adapters.db.dialect import upsert
+from hub.adapters.db.dialect import one_of, upsert
 from hub.adapters.db.models import (
     Contact,
     ContactIdentity,
@@ -142,7 +142,7 @@ def run_detail(engine: Engine, run_id: int) -> dict[str, Any] | None:
 def _streams_of(conn: Connection, run_ids: list[int]) -> dict[int, list[Any]]:
     found: dict[int, list[Any]] = {}
     if run_ids:
-        for row in conn.execute(select(S).where(S.c.run_id.in_(run_ids)).order_by(S.c.stream)):
+        for row in conn.execute(select(S).where(one_of(S.c.run_id, run_ids)).order_by(S.c.stream)):
             found.setdefault(row.run_id, []).append(row)
     return found
 
@@ -324,13 +324,13 @@ def load_contacts(conn: Connection, ids: list[int]) -> list[Any]:
     columns = [C.c.id, C.c.data, C.c.created_at, C.c.updated_at, C.c.merged_into]
     if "erased_at" in C.c:
         columns.append(C.c.erased_at)
-    return list(conn.execute(select(*columns).where(C.c.id.in_(ids)).order_by(C.c.id)))
+    return list(conn.execute(select(*columns).where(one_of(C.c.id, ids)).order_by(C.c.id)))
 
 
 def identities_of(conn: Connection, ids: list[int]) -> dict[int, list[tuple[str, str, str]]]:
     found: dict[int, list[tuple[str, str, str]]] = {}
     for row in conn.execute(select(I.c.contact_id, I.c.kind, I.c.scope, I.c.value)
-                            .where(I.c.contact_id.in_(ids))):
+                            .where(one_of(I.c.contact_id, ids))):
         found.setdefault(row.contact_id, []).append((row.kind, row.scope, row.value))
     return found
 
@@ -339,14 +339,14 @@ def sources_of(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
     """Per contact, which connection each field's current value came from."""
     found: dict[int, dict[str, str]] = {}
     for row in conn.execute(select(P.c.contact_id, P.c.field, P.c.connection)
-                            .where(P.c.contact_id.in_(ids))):
+                            .where(one_of(P.c.contact_id, ids))):
         found.setdefault(row.contact_id, {})[row.field] = row.connection
     return found
 
 
 def push_states(conn: Connection, connection: str, ids: list[int]) -> dict[int, Any]:
     rows = conn.execute(select(PS).where(PS.c.connection == connection,
-                                         PS.c.contact_id.in_(ids)))
+                                         one_of(PS.c.contact_id, ids)))
     return {r.contact_id: r for r in rows}
 
 
