@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8097)
-    parser.add_argument("--chunk", type=int, default=500, help="records per chunk (job)")
+    parser.add_argument("--chunk", type=int, default=1000, help="records per chunk (job)")
     parser.add_argument("--once", action="store_true", help="skip the second (nightly) run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,7 +20,7 @@ DEFAULT_CRON = "0 2 * * *"
 class SyncSettings:
     timezone: str = "UTC"  # HUB_TIMEZONE: the zone cron expressions are read in
     sync_cron: str = DEFAULT_CRON  # a connection's schedule unless its sync_cron setting says
-    chunk_records: int = 500  # records committed together (one job, one transaction)
+    chunk_records: int = 1000  # records committed together (one job, one transaction)
     backlog_chunks: int = 4  # chunks waiting per stream before the reader processes its own
     lock_seconds: float = 60.0  # a dead holder's lock lapses after this long
     watchdog_seconds: int = 60  # how often `hub scheduler` looks for stalled runs

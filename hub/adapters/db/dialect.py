@@ -65,8 +65,7 @@ def upsert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]
 
 def _from_json(stmt: Any, table: Table, rows: list[dict[str, Any]]) -> Any:
     names = list(rows[0])
-    document = json.dumps([{n: _json_value(r[n]) for n in names} for r in rows],
-                          separators=(",", ":"))
+    document = json.dumps(rows, separators=(",", ":"), default=_json_default)
     source = func.json_populate_recordset(
         literal_column(f"NULL::{table.name}"),
         cast(bindparam("rows_json", document, type_=Text), JSON),
@@ -74,12 +73,13 @@ def _from_json(stmt: Any, table: Table, rows: list[dict[str, Any]]) -> Any:
     return stmt.from_select(names, select(*[source.c[n] for n in names]))
 
 
-def _json_value(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
+    """What json cannot write itself: times, which must be aware (as UTCDateTime demands)."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         return value.isoformat()
-    return value
+    raise TypeError(f"{type(value).__name__} cannot be written as a JSON row")
 
 
 def _on_conflict(stmt: Any, key: list[str], update: list[str] | None) -> Any:
