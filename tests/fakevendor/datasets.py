@@ -22,9 +22,25 @@ def iso(seconds: float) -> str:
         .replace("+00:00", "Z")
 
 
+FIRST_NAMES = ("James", "Mary", "Ana", "José", "Wei", "Fatima", "Olusegun", "Ingrid", "Priya",
+               "Liam", "Sofia", "Noah", "Chloé", "Mateo", "Aiko", "Kwame", "Zoë", "Lukas",
+               "Mohammed", "Elena", "Jean-Luc", "Mary Ann", "Siobhán", "Björn", "Ximena",
+               "Dmitri", "Grace", "Omar", "Hannah", "Diego", "Yuki", "Amara", "Tomás", "Leila",
+               "Oliver", "Isabella", "Ethan", "Nia", "Lars", "Mei")
+LAST_NAMES = ("Smith", "García", "Müller", "Okafor", "Nguyen", "Khan", "Rossi", "Kowalski",
+              "O'Brien", "van der Berg", "Johnson", "Silva", "Tanaka", "Dubois", "Novak",
+              "Ivanova", "Mensah", "Larsen", "Costa", "Chen", "Fischer", "Patel", "Haddad",
+              "Murphy", "De la Cruz", "Andersson", "Walker", "Moreau", "Jovanović", "Brown",
+              "Schmidt", "Ali", "Kim", "Lopez", "Wright", "Sato", "Hughes", "Bianchi",
+              "Jones Jr.", "Taylor")
+
+
 def person(n: int) -> dict[str, str]:
-    first = f"Person{n}"
-    return {"email": f"person{n}@example.com", "first": first, "last": "Example",
+    """Person n: names from lists (a mix of plain and harder ones, as real data has), an
+    address that is theirs alone."""
+    first = FIRST_NAMES[n % len(FIRST_NAMES)]
+    last = LAST_NAMES[(n // len(FIRST_NAMES)) % len(LAST_NAMES)]
+    return {"email": f"person{n}@example.com", "first": first, "last": last,
             "city": ("Springfield", "Portland", "Austin", "Denver")[n % 4],
             "line1": f"{n} Main Street", "zip": f"{10000 + n % 90000}"}
 

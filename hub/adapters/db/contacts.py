@@ -62,14 +62,14 @@ def load_many(conn: Connection, contact_ids: set[int]) -> dict[int, GoldenRecord
     ids = sorted(contact_ids)
     records = {
         r.id: GoldenRecord(id=r.id, values=dict(r.data or {}))
-        for r in conn.execute(select(C.c.id, C.c.data).where(one_of(C.c.id, ids)))
+        for r in conn.execute(select(C.c.id, C.c.data).where(one_of(C.c.id, ids))).all()
     }
-    for r in conn.execute(select(P).where(one_of(P.c.contact_id, ids))):
+    for r in conn.execute(select(P).where(one_of(P.c.contact_id, ids))).all():
         records[r.contact_id].provenance[r.field] = Provenance(
             r.connection, r.event_id, r.observed_at, r.mapping_version
         )
     for r in conn.execute(select(I.c.contact_id, I.c.kind, I.c.scope, I.c.value).where(
-            one_of(I.c.contact_id, ids))):
+            one_of(I.c.contact_id, ids))).all():
         records[r.contact_id].identities.add(IdentityKey(IdentityKind(r.kind), r.scope, r.value))
     return records
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, Table, and_, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from hub.adapters.db.dialect import one_of, upsert
+from hub.adapters.db.dialect import one_of, upsert, upsert_many
 from hub.adapters.db.models import (
     Contact,
     ContactIdentity,
@@ -311,7 +311,7 @@ def candidate_ids(conn: Connection, connection: str, *, since: datetime | None,
     if linked_only:
         query = query.where(exists().where(and_(
             I.c.contact_id == C.c.id, I.c.kind == "external", I.c.scope == connection)))
-    return [int(i) for i in conn.execute(query.order_by(C.c.id)).scalars()]
+    return [int(i) for i in conn.execute(query.order_by(C.c.id)).scalars().all()]
 
 
 def dead_letters(conn: Connection, connection: str, limit: int) -> list[int]:
@@ -324,13 +324,13 @@ def load_contacts(conn: Connection, ids: list[int]) -> list[Any]:
     columns = [C.c.id, C.c.data, C.c.created_at, C.c.updated_at, C.c.merged_into]
     if "erased_at" in C.c:
         columns.append(C.c.erased_at)
-    return list(conn.execute(select(*columns).where(one_of(C.c.id, ids)).order_by(C.c.id)))
+    return conn.execute(select(*columns).where(one_of(C.c.id, ids)).order_by(C.c.id)).all()
 
 
 def identities_of(conn: Connection, ids: list[int]) -> dict[int, list[tuple[str, str, str]]]:
     found: dict[int, list[tuple[str, str, str]]] = {}
     for row in conn.execute(select(I.c.contact_id, I.c.kind, I.c.scope, I.c.value)
-                            .where(one_of(I.c.contact_id, ids))):
+                            .where(one_of(I.c.contact_id, ids))).all():
         found.setdefault(row.contact_id, []).append((row.kind, row.scope, row.value))
     return found
 
@@ -339,27 +339,23 @@ def sources_of(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
     """Per contact, which connection each field's current value came from."""
     found: dict[int, dict[str, str]] = {}
     for row in conn.execute(select(P.c.contact_id, P.c.field, P.c.connection)
-                            .where(one_of(P.c.contact_id, ids))):
+                            .where(one_of(P.c.contact_id, ids))).all():
         found.setdefault(row.contact_id, {})[row.field] = row.connection
     return found
 
 
 def push_states(conn: Connection, connection: str, ids: list[int]) -> dict[int, Any]:
     rows = conn.execute(select(PS).where(PS.c.connection == connection,
-                                         one_of(PS.c.contact_id, ids)))
+                                         one_of(PS.c.contact_id, ids))).all()
     return {r.contact_id: r for r in rows}
 
 
 def save_push_states(conn: Connection, connection: str, rows: list[dict[str, Any]]) -> None:
     """Upsert per contact: status, payload hash, consent sent, reason, attempts."""
-    if not rows:
-        return
-    stmt = upsert(conn, PS)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["connection", "contact_id"],
-        set_={c: stmt.excluded[c] for c in ("status", "payload_hash", "consent", "reason",
-                                            "attempts", "pushed_at", "updated_at")})
-    conn.execute(stmt, [{"connection": connection, **row} for row in rows])
+    upsert_many(conn, PS, [{"connection": connection, **row} for row in rows],
+                key=["connection", "contact_id"],
+                update=["status", "payload_hash", "consent", "reason", "attempts", "pushed_at",
+                        "updated_at"])
 
 
 def link_external(conn: Connection, connection: str, links: dict[int, str],
@@ -367,9 +363,7 @@ def link_external(conn: Connection, connection: str, links: dict[int, str],
     """The ids a tool gave contacts it created: the next pull finds them by these."""
     rows = [{"contact_id": cid, "kind": "external", "scope": connection, "value": value,
              "created_at": now} for cid, value in links.items() if value]
-    if rows:
-        conn.execute(upsert(conn, I).on_conflict_do_nothing(
-            index_elements=["kind", "scope", "value"]), rows)
+    upsert_many(conn, I, rows, key=["kind", "scope", "value"])
 
 
 def push_summary(engine: Engine, connection: str) -> dict[str, int]:
