@@ -17,7 +17,7 @@ from hub.domain.contact import CANONICAL_FIELDS, FieldSpec, FieldType
 from hub.domain.errors import ConfigurationError
 from hub.domain.mapping import compile_rule, type_problem
 from hub.domain.paths import Step, parse_path, resolve
-from hub.domain.transforms import TRANSFORMS
+from hub.domain.transforms import NAME_PARTS, TRANSFORMS
 
 ERROR, WARNING, NOTE = "error", "warning", "note"
 EMAIL_MARKETING = "email_marketing"
@@ -150,8 +150,7 @@ def _argument_problem(transform: str, args: dict[str, Any]) -> str | None:
     checks: dict[tuple[str, str], tuple[Any, str]] = {
         ("phone_e164", "region"): (lambda v: isinstance(v, str) and len(v) == 2,
                                    "a two-letter country code such as US or FR"),
-        ("split_name", "part"): (lambda v: v in ("first", "middle", "last"),
-                                 "first, middle or last"),
+        ("split_name", "part"): (lambda v: v in NAME_PARTS, "one of " + ", ".join(NAME_PARTS)),
         ("split", "separator"): (lambda v: isinstance(v, str) and v != "", "non-empty text"),
         ("join", "separator"): (lambda v: isinstance(v, str), "text"),
         ("datetime_utc", "assume"): (lambda v: v == "UTC", "UTC (the only zone assumed)"),

@@ -93,10 +93,17 @@ def phone_e164(value: Any, region: str | None = None) -> str:
     return result
 
 
+NAME_PARTS = ("given", "family", "first", "middle", "last")
+
+
 def split_name(value: Any, part: str = "first") -> str | None:
-    """One part of a full name; understands "Last, First", titles, suffixes and particles."""
-    if part not in ("first", "last", "middle"):
-        raise TransformError(f"split_name part must be first, middle or last, not {part!r}")
+    """One part of a full name; understands "Last, First", titles, suffixes and particles.
+    `given` (first and middle names) and `family` (last name and suffix) are what a CRM's
+    first and last name fields hold: joined again they give the name back, so a tool that
+    keeps the two apart and one that keeps the full name agree (decision 0021)."""
+    if part not in NAME_PARTS:
+        raise TransformError(f"split_name part must be one of {', '.join(NAME_PARTS)}, "
+                             f"not {part!r}")
     return _name_parts(_text(value).strip())[part] or None
 
 
@@ -109,9 +116,13 @@ def _name_parts(text: str) -> dict[str, str]:
     holds the two to the same answers)."""
     pair = _plain_pair(text)
     if pair is not None:
-        return {"first": pair[0], "middle": "", "last": pair[1]}
+        first, last = pair
+        return {"first": first, "middle": "", "last": last, "given": first, "family": last}
     name = HumanName(text)
-    return {part: str(getattr(name, part)).strip() for part in ("first", "middle", "last")}
+    parts = {p: str(getattr(name, p)).strip() for p in ("first", "middle", "last", "suffix")}
+    return {"first": parts["first"], "middle": parts["middle"], "last": parts["last"],
+            "given": " ".join(filter(None, (parts["first"], parts["middle"]))),
+            "family": " ".join(filter(None, (parts["last"], parts["suffix"])))}
 
 
 def _plain_pair(text: str) -> tuple[str, str] | None:

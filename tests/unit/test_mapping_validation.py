@@ -64,8 +64,8 @@ def test_an_argument_the_transform_does_not_take():
 
 
 @pytest.mark.parametrize(("step", "expected"), [
-    ({"split_name": {"part": "full"}}, "argument 'part' of 'split_name' must be first, middle "
-                                       "or last, not 'full'"),
+    ({"split_name": {"part": "full"}}, "argument 'part' of 'split_name' must be one of given, "
+                                       "family, first, middle, last, not 'full'"),
     ({"phone_e164": {"region": "USA"}}, "argument 'region' of 'phone_e164' must be a two-letter "
                                         "country code such as US or FR, not 'USA'"),
     ({"epoch_utc": {"unit": "us"}}, "argument 'unit' of 'epoch_utc' must be s or ms, not 'us'"),

@@ -137,6 +137,19 @@ def test_split_name_drops_titles_and_suffixes():
     assert t.split_name(name, "last") == "de la Vega"
 
 
+@pytest.mark.parametrize(("name", "given", "family"), [
+    ("Mary Ann Kowalski", "Mary Ann", "Kowalski"),
+    ("James Jones Jr.", "James", "Jones Jr."),
+    ("Dr. Juan Q. Xavier de la Vega III", "Juan Q. Xavier", "de la Vega III"),
+    ("Lima, Ana", "Ana", "Lima"),
+    ("Ana Lima", "Ana", "Lima"),
+    ("Cher", "Cher", None),
+])
+def test_given_and_family_names_join_back_to_the_name_without_its_title(name, given, family):
+    assert t.split_name(name, "given") == given
+    assert t.split_name(name, "family") == family
+
+
 def test_split_name_defaults_to_the_first_name():
     assert t.split_name("Ana Lima") == "Ana"
 
@@ -146,7 +159,7 @@ def test_split_name_of_a_missing_part_is_none():
 
 
 def test_split_name_refuses_an_unknown_part():
-    with pytest.raises(TransformError, match="first, middle or last"):
+    with pytest.raises(TransformError, match="one of given, family, first, middle, last"):
         t.split_name("Ana Lima", "full")
 
 
