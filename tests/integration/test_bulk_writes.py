@@ -94,3 +94,18 @@ def test_a_naive_time_is_refused_before_anything_is_written(runtime: Runtime) ->
         upsert_many(conn, P, [_row(a, "city", "shop", 1), row], key=["contact_id", "field"],
                     update=["connection"])
     assert _provenance(runtime) == {}
+
+
+def test_refreshed_statistics_reach_the_planner(runtime: Runtime) -> None:
+    from sqlalchemy import text
+
+    from hub.adapters.db.sync_store import refresh_statistics
+
+    _contacts(runtime, 50)
+    refresh_statistics(runtime.engine)
+    if runtime.engine.dialect.name != "postgresql":
+        return  # a no-op there: SQLite plans from its indexes
+    with runtime.engine.connect() as conn:
+        tuples = conn.execute(text("SELECT reltuples FROM pg_class "
+                                   "WHERE oid = 'contacts'::regclass")).scalar_one()
+    assert tuples == 50  # -1 until a table is first analysed

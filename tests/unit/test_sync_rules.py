@@ -131,3 +131,14 @@ def test_the_progress_bar_follows_the_pull_then_the_push():
     assert progress(run("pull", 100, 100, reading=False)) == pytest.approx(0.9)
     assert progress(run("push", 100, 100, reading=False, slices=(1, 2))) == pytest.approx(0.95)
     assert "[##########--------------]  45%" in progress_line(run("pull", 100, 100))
+
+
+def test_statistics_are_refreshed_when_a_run_passes_each_doubling() -> None:
+    from hub.services.sync_commit import crossed_doubling
+
+    assert crossed_doubling(9_000, 10_000, 10_000)
+    assert not crossed_doubling(10_000, 19_999, 10_000)
+    assert crossed_doubling(19_500, 20_500, 10_000)
+    assert crossed_doubling(0, 1_000_000, 10_000)
+    assert not crossed_doubling(40_000, 79_999, 10_000)
+    assert not crossed_doubling(0, 9_999, 10_000)

@@ -190,7 +190,8 @@ class SurvivorshipRule(Base):
 
 class ContactIdentity(Base):
     __tablename__ = "contact_identities"
-    __table_args__ = (UniqueConstraint("kind", "scope", "value", name="uq_identity"),)
+    __table_args__ = (UniqueConstraint("kind", "scope", "value", name="uq_identity"),
+                      Index("ix_contact_identities_value", "value"))
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, and_, exists, func, insert, select, update
+from sqlalchemy import Engine, Table, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from hub.adapters.db.dialect import one_of, upsert, upsert_many
@@ -76,6 +76,17 @@ def add_counts(conn: Connection, run_id: int, epoch: int | None = None, **deltas
     if epoch is not None:
         where.append(R.c.epoch == epoch)
     return bool(conn.execute(update(R).where(*where).values(**values)).rowcount)
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Have PostgreSQL measure the golden-record tables again. A first sync grows them from
+    nothing to millions of rows in minutes; until they are analysed the planner takes them
+    for tiny and scans them whole (autovacuum's analyze may be off, or come a minute late)."""
+    if engine.dialect.name != "postgresql":
+        return  # SQLite plans from its indexes without statistics
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE contacts, contact_identities, field_provenance, "
+                          "sync_push_state"))
 
 
 def set_phase(conn: Connection, run_id: int, phase: str) -> bool:
@@ -302,16 +313,21 @@ def last_contact_id(conn: Connection) -> int:
 def candidate_ids(conn: Connection, connection: str, *, since: datetime | None,
                   after: int, upto: int, linked_only: bool) -> list[int]:
     """Contacts with after < id <= upto changed since `since` (all when None). A bounded id
-    range keeps every slice's query an index range scan, however many contacts there are."""
+    range keeps every slice's query an index range scan, however many contacts there are.
+    Which of them the tool holds is a second lookup by contact id: as one query (EXISTS),
+    PostgreSQL hashed every identity of the connection for each slice."""
     query = select(C.c.id).where(C.c.id > after, C.c.id <= upto, C.c.merged_into.is_(None))
     if "erased_at" in C.c:
         query = query.where(C.c.erased_at.is_(None))
     if since is not None:
         query = query.where(C.c.updated_at >= since)
-    if linked_only:
-        query = query.where(exists().where(and_(
-            I.c.contact_id == C.c.id, I.c.kind == "external", I.c.scope == connection)))
-    return [int(i) for i in conn.execute(query.order_by(C.c.id)).scalars().all()]
+    ids = [int(i) for i in conn.execute(query.order_by(C.c.id)).scalars().all()]
+    if not linked_only or not ids:
+        return ids
+    linked = set(conn.execute(select(I.c.contact_id).where(
+        one_of(I.c.contact_id, ids), I.c.kind == "external", I.c.scope == connection))
+        .scalars().all())
+    return [i for i in ids if i in linked]
 
 
 def dead_letters(conn: Connection, connection: str, limit: int) -> list[int]:
