@@ -191,7 +191,11 @@ def _finish_events(conn: Any, stored: Stored, now: datetime) -> None:
 
 def _drop_erased(conn: Any, batch: list[Prepared], salt: bytes
                  ) -> tuple[list[Prepared], list[Prepared]]:
-    """Deliveries about an erased person are dropped, never stored as a contact again."""
+    """Deliveries about an erased person are dropped, never stored as a contact again.
+    Hashing every identity of a batch costs more than one look at whether anybody was ever
+    erased, which is the common case."""
+    if not compliance_store.any_tombstone(conn):
+        return batch, []
     hashes = {id(item): {compliance_store.tombstone_hash(k, salt) for r in item.records
                          for k in identity_keys(r)} for item in batch}
     erased = compliance_store.tombstoned(conn, set().union(*hashes.values()) if hashes else set())

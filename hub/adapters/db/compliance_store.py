@@ -68,6 +68,10 @@ def tombstone_hash(key: IdentityKey, salt_bytes: bytes) -> str:
     return hmac.new(salt_bytes, message, hashlib.sha256).hexdigest()
 
 
+def any_tombstone(conn: Connection) -> bool:
+    return conn.execute(select(T.c.hash).limit(1)).first() is not None
+
+
 def tombstoned(conn: Connection, hashes: set[str]) -> set[str]:
     if not hashes:
         return set()
