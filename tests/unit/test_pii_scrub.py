@@ -12,7 +12,8 @@ IBAN = "DE89 3704 0044 0532 0130 00"
 
 
 def test_a_body_without_card_numbers_in_free_text_is_stored_as_it_came() -> None:
-    body = b'{"id": 7312459886721, "gid": "gid://shopify/Customer/4111111111111111",\n "note": "VIP"}'
+    body = (b'{"id": 7312459886721, "gid": "gid://shopify/Customer/4111111111111111",\n'
+            b' "note": "VIP"}')
     assert scrub_body(body) == (body, [])
 
 
