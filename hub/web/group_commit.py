@@ -45,6 +45,7 @@ class GroupCommitter:
     def __init__(self, engine: Engine, max_batch: int = MAX_BATCH,
                  after_commit: AfterCommit | None = None) -> None:
         self.engine = engine
+        self.writer = inbox.InboxWriter(engine)
         self.max_batch = max_batch
         self.after_commit = after_commit
         self._queue: list[_Waiting] = []
@@ -70,6 +71,7 @@ class GroupCommitter:
         """One writer thread per process, started on first use (after gunicorn's fork)."""
         if self._writer_pid != os.getpid():
             self._writer_pid = os.getpid()
+            self.writer = inbox.InboxWriter(self.engine)  # never a connection from the parent
             threading.Thread(target=self._run, name="hub-inbox-writer", daemon=True).start()
             threading.Thread(target=self._signal_loop, name="hub-inbox-signal",
                              daemon=True).start()
@@ -85,7 +87,7 @@ class GroupCommitter:
 
     def _write(self, batch: list[_Waiting]) -> None:
         try:
-            results = inbox.accept_many(self.engine, [w.row for w in batch])
+            results = self.writer.accept_many([w.row for w in batch])
         except BaseException as exc:  # noqa: BLE001 - each waiting request re-raises it
             for w in batch:
                 w.error = exc

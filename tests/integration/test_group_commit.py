@@ -56,3 +56,25 @@ def test_a_failing_batch_answers_every_waiting_request_with_the_error(runtime):
     else:
         raise AssertionError("the insert should have been refused")
     assert committer.accept(row(1, "fine")).duplicate is False  # the committer recovered
+
+
+def test_a_writer_whose_connection_died_writes_on_a_new_one(runtime):
+    from sqlalchemy import text
+
+    from hub.adapters.db.inbox import InboxWriter
+
+    writer = InboxWriter(runtime.engine)
+    assert writer.accept_many([row(1, "before")])[0].duplicate is False
+    held = writer._conn
+    if runtime.engine.dialect.name == "postgresql":  # the server ends it, as a restart would
+        with runtime.engine.connect() as other:
+            pid = held.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    else:
+        held.connection.dbapi_connection.close()
+    [answer] = writer.accept_many([row(1, "after")])
+    assert answer.duplicate is False
+    assert writer._conn is not held
+    with runtime.engine.connect() as conn:
+        keys = set(conn.execute(select(InboxEvent.delivery_key)).scalars())
+    assert keys == {"before", "after"}

@@ -28,7 +28,12 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 def upsert(connection: Connection, table: Table) -> Any:
     """A dialect insert() that has on_conflict_do_nothing / on_conflict_do_update."""
-    if connection.dialect.name == "postgresql":
+    return upsert_statement(connection.dialect.name, table)
+
+
+def upsert_statement(dialect_name: str, table: Table) -> Any:
+    """The same, for a statement built once, before any connection exists."""
+    if dialect_name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

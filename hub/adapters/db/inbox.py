@@ -7,17 +7,21 @@ taking the same event; an event whose worker died becomes claimable again when i
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
-from hub.adapters.db.dialect import one_of, upsert
+from hub.adapters.db.dialect import one_of, upsert, upsert_statement
 from hub.adapters.db.models import Connection as ConnectionRow
 from hub.adapters.db.models import InboxEvent
 
+log = logging.getLogger(__name__)
 T = cast(Table, InboxEvent.__table__)
 ACCEPTED, PROCESSING, PROCESSED, IGNORED, DEAD = (
     "accepted",
@@ -92,25 +96,83 @@ def accept(
         return Accepted(row.id, duplicate=True, status=row.status)
 
 
+class InboxWriter:
+    """The receiver's writer: one connection held for good and one statement built once.
+    A checkout with its liveness ping and a statement built anew cost more CPU per batch
+    than the insert itself (py-spy on the receiver under load, bench/README.md). A failed
+    write drops the connection; the next batch opens a new one."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+        self._stmt = (
+            upsert_statement(engine.dialect.name, T)
+            .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
+            .returning(T.c.id, T.c.connection_id, T.c.delivery_key)
+        )
+
+    def accept_many(self, rows: list[dict[str, Any]]) -> list[Accepted]:
+        try:
+            return self._write(rows)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # the held connection had died (a database restart): once more on a new one.
+            # Safe to repeat: a row the first try did commit is found, not written twice.
+            return self._write(rows)
+
+    def _write(self, rows: list[dict[str, Any]]) -> list[Accepted]:
+        conn = self._connection()
+        try:
+            if self.engine.dialect.name == "postgresql":
+                return _accept_many(conn, self._stmt, rows)
+            with conn.begin():
+                return _accept_many(conn, self._stmt, rows)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self.engine.connect()
+            if self.engine.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                log.warning("closing a broken inbox connection failed")
+
+
 def accept_many(engine: Engine, rows: list[dict[str, Any]]) -> list[Accepted]:
     """Insert many deliveries in one transaction (group commit); one Accepted per row, in
     order. A row whose (connection, delivery key) is already stored — or appears earlier in
     the same batch — is answered as a duplicate with the stored event's id."""
+    stmt = (
+        upsert_statement(engine.dialect.name, T)
+        .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
+        .returning(T.c.id, T.c.connection_id, T.c.delivery_key)
+    )
     with _writer(engine) as conn:
-        stmt = (
-            upsert(conn, T)
-            .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
-            .returning(T.c.id, T.c.connection_id, T.c.delivery_key)
-        )  # one cached statement; SQLAlchemy batches the rows into multi-row INSERTs
-        params = [{**row, "available_at": row["received_at"], "attempts": 0} for row in rows]
-        inserted = {(r.connection_id, r.delivery_key): r.id
-                    for r in conn.execute(stmt, params if len(params) > 1 else params[0])}
-        missing = {(row["connection_id"], row["delivery_key"]) for row in rows} - set(inserted)
-        existing = {}
-        if missing:
-            found = conn.execute(select(T.c.id, T.c.status, T.c.connection_id, T.c.delivery_key)
-                                 .where(one_of(T.c.delivery_key, sorted(k for _, k in missing))))
-            existing = {(r.connection_id, r.delivery_key): (r.id, r.status) for r in found}
+        return _accept_many(conn, stmt, rows)
+
+
+def _accept_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> list[Accepted]:
+    params = [{**row, "available_at": row["received_at"], "attempts": 0} for row in rows]
+    inserted = {(r.connection_id, r.delivery_key): r.id
+                for r in conn.execute(stmt, params if len(params) > 1 else params[0])}
+    missing = {(row["connection_id"], row["delivery_key"]) for row in rows} - set(inserted)
+    existing = {}
+    if missing:
+        found = conn.execute(select(T.c.id, T.c.status, T.c.connection_id, T.c.delivery_key)
+                             .where(one_of(T.c.delivery_key, sorted(k for _, k in missing))))
+        existing = {(r.connection_id, r.delivery_key): (r.id, r.status) for r in found}
     results, seen = [], set()
     for row in rows:
         key = (row["connection_id"], row["delivery_key"])
