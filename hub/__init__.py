@@ -32,8 +32,9 @@ def create_app(settings: Settings | None = None, runtime: Any = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = rt.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["hub.runtime"] = rt
-    app.extensions["hub.group_commit"] = GroupCommitter(
-        rt.engine, after_commit=webhooks.signal_batch(rt))
+    committer = GroupCommitter(rt.engine, after_commit=webhooks.signal_batch(rt))
+    app.extensions["hub.group_commit"] = committer
+    rt.closers.append(committer.close)
     app.extensions["hub.connections"] = webhooks.ConnectionCache(
         rt.settings.connection_cache_seconds
     )

@@ -7,7 +7,8 @@ connection on first use, so a command that needs only the database never starts 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     mappings: DbMappingStore  # per connection: the active stored version, else mappings/
+    closers: list[Callable[[], None]] = field(default_factory=list)  # run by close(), first
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Runtime:
@@ -50,6 +52,8 @@ class Runtime:
         return Dispatcher(self.redis, job_timeout=self.settings.job_timeout_seconds)
 
     def close(self) -> None:
+        for closer in self.closers:
+            closer()
         self.engine.dispose()
         if "redis" in self.__dict__:
             self.redis.close()

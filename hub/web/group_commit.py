@@ -54,6 +54,10 @@ class GroupCommitter:
         self._signals: list[tuple[str, inbox.Accepted, dict[str, Any]]] = []
         self._signal_ready = threading.Condition()
 
+    def close(self) -> None:
+        """Give the writer's connection back (tests, shutdown)."""
+        self.writer.close(invalidate=False)
+
     def accept(self, row: dict[str, Any], tag: str = "") -> inbox.Accepted:
         waiting = _Waiting(row, tag)
         with self._ready:

@@ -44,6 +44,7 @@ def test_concurrent_deliveries_are_stored_once_and_each_answered_rightly(runtime
         assert answer.event_id == stored[keys[n]]
         new_per_key[keys[n]] = new_per_key.get(keys[n], 0) + (not answer.duplicate)
     assert set(new_per_key.values()) == {1}  # exactly one "accepted" per delivery
+    committer.close()
 
 
 def test_a_failing_batch_answers_every_waiting_request_with_the_error(runtime):
@@ -56,6 +57,7 @@ def test_a_failing_batch_answers_every_waiting_request_with_the_error(runtime):
     else:
         raise AssertionError("the insert should have been refused")
     assert committer.accept(row(1, "fine")).duplicate is False  # the committer recovered
+    committer.close()
 
 
 def test_a_writer_whose_connection_died_writes_on_a_new_one(runtime):
@@ -78,3 +80,4 @@ def test_a_writer_whose_connection_died_writes_on_a_new_one(runtime):
     with runtime.engine.connect() as conn:
         keys = set(conn.execute(select(InboxEvent.delivery_key)).scalars())
     assert keys == {"before", "after"}
+    writer.close(invalidate=False)

@@ -69,21 +69,34 @@ def upsert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]
 
 
 def _from_json(stmt: Any, table: Table, rows: list[dict[str, Any]]) -> Any:
-    names = list(rows[0])
-    document = json.dumps(rows, separators=(",", ":"), default=_json_default)
+    return from_json_rows(stmt, table, list(rows[0]), json_rows(rows))
+
+
+def from_json_rows(stmt: Any, table: Table, names: list[str], document: str | None = None
+                   ) -> Any:
+    """`stmt` (a PostgreSQL insert into `table`) fed from a JSON document of rows (see
+    `json_rows`): the given one, or, built once without it, the parameter `rows_json`."""
+    value = bindparam("rows_json", type_=Text) if document is None else \
+        bindparam("rows_json", document, type_=Text)
     source = func.json_populate_recordset(
-        literal_column(f"NULL::{table.name}"),
-        cast(bindparam("rows_json", document, type_=Text), JSON),
+        literal_column(f"NULL::{table.name}"), cast(value, JSON),
     ).table_valued(*names)
     return stmt.from_select(names, select(*[source.c[n] for n in names]))
 
 
+def json_rows(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, separators=(",", ":"), default=_json_default)
+
+
 def _json_default(value: Any) -> Any:
-    """What json cannot write itself: times, which must be aware (as UTCDateTime demands)."""
+    """What json cannot write itself: times, which must be aware (as UTCDateTime demands),
+    and bytes, in the hex form PostgreSQL reads into bytea."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
     raise TypeError(f"{type(value).__name__} cannot be written as a JSON row")
 
 

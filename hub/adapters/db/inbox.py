@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from hub.adapters.db.dialect import one_of, upsert, upsert_statement
+from hub.adapters.db.dialect import from_json_rows, json_rows, one_of, upsert, upsert_statement
 from hub.adapters.db.models import Connection as ConnectionRow
 from hub.adapters.db.models import InboxEvent
 
@@ -110,6 +111,12 @@ class InboxWriter:
             .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
             .returning(T.c.id, T.c.connection_id, T.c.delivery_key)
         )
+        if engine.dialect.name == "postgresql":  # the rows as one JSON parameter
+            self._stmt = (
+                from_json_rows(postgresql.insert(T), T, list(INSERTED_COLUMNS))
+                .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
+                .returning(T.c.id, T.c.connection_id, T.c.delivery_key)
+            )
 
     def accept_many(self, rows: list[dict[str, Any]]) -> list[Accepted]:
         try:
@@ -125,7 +132,7 @@ class InboxWriter:
         conn = self._connection()
         try:
             if self.engine.dialect.name == "postgresql":
-                return _accept_many(conn, self._stmt, rows)
+                return _accept_many(conn, self._stmt, rows, as_json=True)
             with conn.begin():
                 return _accept_many(conn, self._stmt, rows)
         except BaseException:
@@ -140,11 +147,12 @@ class InboxWriter:
             self._conn = conn
         return self._conn
 
-    def close(self) -> None:
+    def close(self, invalidate: bool = True) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                conn.invalidate()
+                if invalidate:
+                    conn.invalidate()
                 conn.close()
             except Exception:  # noqa: BLE001 - it is being thrown away
                 log.warning("closing a broken inbox connection failed")
@@ -163,8 +171,15 @@ def accept_many(engine: Engine, rows: list[dict[str, Any]]) -> list[Accepted]:
         return _accept_many(conn, stmt, rows)
 
 
-def _accept_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> list[Accepted]:
+INSERTED_COLUMNS = ("connection_id", "delivery_key", "event_type", "headers", "body", "status",
+                    "received_at", "available_at", "attempts")
+
+
+def _accept_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]],
+                 as_json: bool = False) -> list[Accepted]:
     params = [{**row, "available_at": row["received_at"], "attempts": 0} for row in rows]
+    if as_json:
+        params = [{"rows_json": json_rows([{c: p[c] for c in INSERTED_COLUMNS} for p in params])}]
     inserted = {(r.connection_id, r.delivery_key): r.id
                 for r in conn.execute(stmt, params if len(params) > 1 else params[0])}
     missing = {(row["connection_id"], row["delivery_key"]) for row in rows} - set(inserted)
