@@ -95,9 +95,9 @@ def _accept(rt: Runtime, connection: admin.ConnectionInfo) -> Response:
     })
     outcome = _outcome(accepted)
     status_code = connector.accepted_status if outcome == "accepted" else 200
-    response = jsonify({"event_id": accepted.event_id, "status": outcome})
-    response.status_code = status_code
-    return response
+    # written directly: Flask's JSON provider costs as much as the rest of the answer
+    return Response(f'{{"event_id":{int(accepted.event_id)},"status":"{outcome}"}}\n',
+                    status=status_code, mimetype="application/json")
 
 
 @bp.get("/webhooks/<name>")
