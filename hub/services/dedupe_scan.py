@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import random
 import resource
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -306,11 +307,20 @@ def _executor(index: _Index, model: MatchModel, config: ScanConfig
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
             yield lambda chunks: map(_run_chunk, chunks)
             return
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers, initializer=_default_signals) as pool:  # exit: SIGTERM
             yield lambda chunks: pool.imap(_run_chunk, chunks)
     finally:
         _WORK = None
         gc.unfreeze()
+
+
+def _default_signals() -> None:
+    """A forked worker must die of SIGTERM: it would otherwise inherit whatever handler the
+    parent installed (an RQ worker's asks for a warm shutdown), and Pool.terminate would wait
+    for it forever (seen in the test suite)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _compare_all(index: _Index, model: MatchModel, state: dict[str, Any], store: DedupeStore,

@@ -180,3 +180,19 @@ def test_the_command_shows_progress_on_stderr_and_a_summary(engine, seeded, tmp_
     assert "stopped early; run `hub dedupe scan --resume`" in stopped.stdout
     resumed = CliRunner().invoke(cli, ["dedupe", "scan", "--resume"])
     assert "scan complete (resumed)" in resumed.stdout and "0 new flags" in resumed.stdout
+
+
+def test_scan_workers_die_of_sigterm_whatever_handler_their_parent_has() -> None:
+    """Pool.terminate sends SIGTERM; a worker that inherited an RQ-style handler ignored it
+    and the scan hung (seen once in the suite)."""
+    import multiprocessing
+    import signal
+
+    from hub.services.dedupe_scan import _default_signals
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with multiprocessing.get_context("fork").Pool(1, initializer=_default_signals) as pool:
+            assert pool.apply(signal.getsignal, (signal.SIGTERM,)) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
