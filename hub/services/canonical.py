@@ -6,9 +6,11 @@ records out. Mapping problems ride along on each record; they never stop the oth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from connectors.base import ConnectionContext, Delivery
+from connectors.http import VendorHttp
 from connectors.registry import get_connector
 from hub.domain.contact import CanonicalRecord, FieldSpec
 from hub.domain.mapping import Mapping
@@ -35,6 +37,7 @@ def canonical_records(
     body: bytes,
     event_id: str,
     mappings: MappingSource,
+    keep_tokens: Callable[[VendorHttp], VendorHttp] | None = None,
 ) -> list[CanonicalRecord]:
     connector = get_connector(connector_key)
     delivery = Delivery(key=delivery_key, event_type=event_type, headers=headers)
@@ -43,7 +46,10 @@ def canonical_records(
     http = None
     for source in connector.parse(delivery, body, context):
         if source.fetch:
-            http = http or connector.api_client(context)  # one client (one token) per delivery
+            if http is None:  # one client (one token) per delivery
+                http = connector.api_client(context)
+                if keep_tokens is not None:
+                    http = keep_tokens(http)
             source = connector.fetch(http, source)
         mapping = mappings.get_for(connection, connector_key, source.object_type)
         fields, problems = mapping.apply(source.payload)

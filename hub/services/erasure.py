@@ -22,6 +22,7 @@ from hub.adapters.db import compliance_store as store
 from hub.domain.errors import ConflictError, HubError
 from hub.domain.identity import IdentityKind
 from hub.redaction import redact
+from hub.services.token_rotation import keep_rotated_tokens
 
 log = logging.getLogger(__name__)
 MAX_TOOL_ATTEMPTS = 6
@@ -97,7 +98,8 @@ def _delete_one(engine: Engine, name: str, external_id: str, now: datetime) -> d
                 "detail": f"{connector.title} has no delete in the hub: delete the record "
                           f"there by hand"}
     try:
-        sink.remove(connector.client(context), 0, external_id)
+        sink.remove(keep_rotated_tokens(connector.api_client(context), engine, name), 0,
+                    external_id)
     except HubError as exc:
         log.warning("erasure in %s failed: %s", name, type(exc).__name__)
         return {"status": "failed", "at": stamp, "detail": redact(exc.detail)}

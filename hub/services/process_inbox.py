@@ -31,6 +31,7 @@ from hub.domain.sync import withheld_contacts
 from hub.redaction import redact
 from hub.services.canonical import MappingSource, canonical_records
 from hub.services.pii_scrub import PII_HEADER
+from hub.services.token_rotation import keep_rotated_tokens
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +117,15 @@ def _prepare(engine: Engine, event: inbox.ClaimedEvent, mappings: MappingSource,
              retry_base: float) -> None:
     """Parse and map one event; a failure is recorded on it and never stops the batch."""
     try:
-        ready.append(Prepared(event, _records_of(event, mappings)))
+        ready.append(Prepared(event, _records_of(engine, event, mappings)))
     except (PayloadError, RejectedRecordError) as exc:  # the delivery itself is unusable
         _fail(engine, event, exc, report, now, max_attempts, retry_base, permanent=True)
     except Exception as exc:  # noqa: BLE001 - config errors, vendor outages, our own bugs
         _fail(engine, event, exc, report, now, max_attempts, retry_base)
 
 
-def _records_of(event: inbox.ClaimedEvent, mappings: MappingSource) -> list[CanonicalRecord]:
+def _records_of(engine: Engine, event: inbox.ClaimedEvent, mappings: MappingSource
+                ) -> list[CanonicalRecord]:
     return canonical_records(
         connection=event.connection,
         connector_key=event.connector,
@@ -135,6 +137,7 @@ def _records_of(event: inbox.ClaimedEvent, mappings: MappingSource) -> list[Cano
         body=event.body,
         event_id=str(event.id),
         mappings=mappings,
+        keep_tokens=lambda http: keep_rotated_tokens(http, engine, event.connection),
     )
 
 

@@ -28,6 +28,7 @@ from hub.domain.errors import ConfigurationError, HubError, NotFoundError
 from hub.domain.mapping import Mapping, OutboundMapping
 from hub.domain.sync import Boundary
 from hub.redaction import redact
+from hub.services.token_rotation import keep_rotated_tokens
 from hub.sync_config import SyncSettings
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,8 @@ def rate_of(target_: Target) -> RateLimit | None:
 def vendor_client(deps: SyncDeps, target_: Target, run_id: int | None) -> VendorHttp:
     """The connection's API client behind the shared token bucket; waits (the bucket's and a
     429's Retry-After) keep the run's lock alive, and a 429 holds every worker back."""
-    http = target_.connector.api_client(target_.context)
+    http = keep_rotated_tokens(target_.connector.api_client(target_.context), deps.engine,
+                               target_.name)
     lock = deps.lock_for(target_.name)
     beat = max(0.5, deps.settings.lock_seconds / 3)  # refresh well before the lock lapses
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import responses
+from sqlalchemy import select
 
 from hub.adapters.db import admin, inbox
 from hub.worker_process import run_worker
@@ -66,3 +67,31 @@ def test_a_notification_becomes_golden_customers_read_back_from_quickbooks(
     assert (priya["company"], priya["phone"]) == ("Raman Design Co", "+15105550142")
     assert priya["address"]["country"] == "US"
     assert people["tomas.ferreira@example.org"]["first_name"] == "Tomás"
+
+
+def test_a_refresh_token_intuit_rotates_is_kept_for_the_next_call(client, runtime):
+    """Intuit answers a refresh with a new refresh token and retires the old one: it is
+    written to the connection at once, and its value appears in no audit line."""
+    add_quickbooks(runtime)
+    body, headers = delivery("mixed_legacy")
+    assert client.post("/webhooks/books", data=body, headers=headers).status_code == 200
+    token_url = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.GET, f"{API}/customer/58?minorversion=75", status=401,
+                 json={"fault": {"error": [{"message": "AuthenticationFailed"}]}})
+        rsps.add(responses.POST, token_url, json={
+            "token_type": "bearer", "access_token": "access-2", "expires_in": 3600,
+            "refresh_token": "refresh-2", "x_refresh_token_expires_in": 8726400},
+            match=[responses.matchers.urlencoded_params_matcher(
+                {"grant_type": "refresh_token", "refresh_token": "refresh-1"})])
+        for customer in ("58", "61"):
+            rsps.add(responses.GET, f"{API}/customer/{customer}?minorversion=75",
+                     json=json.loads((FIXTURES / "api" / f"customer_{customer}.json").read_text()))
+        run_worker(runtime, burst=True)
+    assert inbox.counts_by_status(runtime.engine) == {"processed": 1}
+    stored = admin.get_connection(runtime.engine, "books")
+    assert stored.credentials["refresh_token"] == "refresh-2"
+    with runtime.engine.connect() as conn:
+        lines = conn.execute(select(admin.AUD.c.details).where(
+            admin.AUD.c.action == "connection.token_rotated")).scalars().all()
+    assert lines == [{"credential": "refresh_token"}]

@@ -177,6 +177,20 @@ def set_connection_status(engine: Engine, name: str, status: str, detail: str | 
         audit(conn, actor, "connection.status", "connection", name, {"status": status})
 
 
+def store_refresh_token(engine: Engine, name: str, token: str) -> None:
+    """The refresh token a vendor rotated, in place of the old one (never logged or audited
+    with its value)."""
+    with engine.begin() as conn:
+        row = conn.execute(select(CONN.c.credentials).where(CONN.c.name == name)
+                           .with_for_update()).first()
+        if row is None:
+            return
+        conn.execute(update(CONN).where(CONN.c.name == name).values(
+            credentials={**(row.credentials or {}), "refresh_token": token}))
+        audit(conn, "vendor", "connection.token_rotated", "connection", name,
+              {"credential": "refresh_token"})
+
+
 def update_connection(engine: Engine, name: str, *, secrets: list[str] | None,
                       settings: dict[str, Any] | None, actor: str) -> ConnectionInfo:
     """Replace the webhook secrets (a rotation: give new and old) and/or change settings."""
