@@ -6,6 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import signal
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +46,20 @@ def stripe_delivery(name: str, secret: str = STRIPE_SECRET, timestamp: int | Non
     signature = stripe.WebhookSignature.generate_signature_header(
         payload, secret, timestamp=timestamp)
     return payload.encode(), {**fixture["headers"], "Stripe-Signature": signature}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop a process started in its own session, and what it started; SIGKILL after 20 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

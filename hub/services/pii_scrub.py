@@ -33,7 +33,7 @@ def scrub_body(body: bytes) -> tuple[bytes, list[str]]:
         cleaned, kinds = scrub(parsed)
         return (json.dumps(cleaned).encode() if kinds else body), sorted(set(kinds))
     pairs = parse_qsl(text, keep_blank_values=True)
-    if not holds_pii_candidate(dict(pairs)):
+    if not holds_pii_candidate([{key: value} for key, value in pairs]):  # keys may repeat
         return body, []
     cleaned_pairs, found = [], []
     for key, value in pairs:

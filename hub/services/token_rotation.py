@@ -18,12 +18,13 @@ def keep_rotated_tokens(http: VendorHttp, engine: Engine, connection: str) -> Ve
     auth = http.authenticator
     if auth is None or not hasattr(auth, "on_refresh") or not hasattr(auth, "refresh_token"):
         return http
-    known = {"refresh": auth.refresh_token}
+    known = auth.refresh_token
 
     def store(_access: str, refresh: str) -> None:
-        if refresh and refresh != known["refresh"]:
+        nonlocal known
+        if refresh and refresh != known:
             admin.store_refresh_token(engine, connection, refresh)
-            known["refresh"] = refresh
+            known = refresh
 
     auth.on_refresh = store
     return http

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,9 +21,11 @@ from hub.adapters.db.models import Contact, ContactIdentity, InboxEvent
 from tests.support import (
     SHOPIFY_SECRET,
     STRIPE_SECRET,
+    free_port,
     load_fixture,
     shopify_delivery,
     shopify_signature,
+    stop,
     stripe_delivery,
 )
 
@@ -78,22 +79,6 @@ class Hub:
         raise AssertionError(f"only {done} of {expected} events finished in {timeout} s")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.fixture
 def hub(tmp_path: Path, db_url: str, redis_url: str) -> Iterator[Hub]:
     env = {**os.environ, "HUB_VAR_DIR": str(tmp_path / "var"), "HUB_DATABASE_URL": db_url,
@@ -106,7 +91,7 @@ def hub(tmp_path: Path, db_url: str, redis_url: str) -> Iterator[Hub]:
     probe.cli("connections", "add", "pay", "--connector", "stripe",
               "--webhook-secret", STRIPE_SECRET, "--setting", "default_region=US")
     token = probe.cli("tokens", "create", "--role", "admin").strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([*HUB, "serve", "--port", str(port), "--workers", "2"], env=env,
                               start_new_session=True)
     running = Hub(f"http://127.0.0.1:{port}", env, token, db_url)
@@ -118,12 +103,12 @@ def hub(tmp_path: Path, db_url: str, redis_url: str) -> Iterator[Hub]:
         except requests.RequestException:
             time.sleep(0.2)
     else:
-        _stop(server)
+        stop(server)
         pytest.fail("the served hub never became ready")
     yield running
     for worker in running.workers:
-        _stop(worker)
-    _stop(server)
+        stop(worker)
+    stop(server)
 
 
 def test_signed_shopify_and_stripe_deliveries_become_contacts_read_through_the_api(hub):
@@ -183,7 +168,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(hub):
             in_flight = conn.execute(select(func.count()).select_from(InboxEvent).where(
                 InboxEvent.status == "processing")).scalar()
     assert in_flight, "the worker never claimed a batch"
-    _stop(victim, signal.SIGKILL)  # kill -9 in the middle of a batch
+    stop(victim, signal.SIGKILL)  # kill -9 in the middle of a batch
     with engine.connect() as conn:
         stranded = conn.execute(select(func.count()).select_from(InboxEvent).where(
             InboxEvent.status == "processing")).scalar()

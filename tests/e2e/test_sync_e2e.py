@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, func, select
 from hub.adapters.db import admin, sync_store
 from hub.adapters.db.models import Contact, ContactIdentity, InboxEvent
 from tests.fakevendor.server import FakeVendorServer, seeded
+from tests.support import free_port, stop
 
 pytestmark = pytest.mark.e2e
 HUB = [sys.executable, "-m", "hub.cli"]
@@ -41,24 +42,6 @@ def vendors(**seed: float) -> Callable[[Any], Any]:
         return test
 
     return mark
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @dataclass
@@ -96,7 +79,7 @@ class SyncHub:
         self.cli(*args)
 
     def serve(self) -> None:
-        port = _free_port()
+        port = free_port()
         self.spawn("serve", "--port", str(port), "--workers", "1")
         self.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -147,7 +130,7 @@ def sync_hub(tmp_path: Path, db_url: str, redis_url: str, request) -> Iterator[S
         hub.cli("init")
         yield hub
         for process in hub.processes:
-            _stop(process)
+            stop(process)
 
 
 def stripe_event(customer: dict, number: int) -> tuple[bytes, dict[str, str]]:
@@ -202,7 +185,7 @@ def test_a_worker_killed_mid_sync_is_replaced_and_nothing_is_lost_or_doubled(syn
     while sum(r["pull"]["records_done"] for r in hub.runs()) < 800:
         assert time.monotonic() < deadline, "the sync never got going"
         time.sleep(0.1)
-    _stop(victim, signal.SIGKILL)  # kill -9 in the middle of the sync
+    stop(victim, signal.SIGKILL)  # kill -9 in the middle of the sync
     hub.spawn("worker")
     hub.spawn("worker")
     runs = hub.wait_for_runs(2)

@@ -45,6 +45,13 @@ def test_a_form_encoded_message_is_redacted() -> None:
     assert CARD not in stored.decode()
 
 
+def test_a_card_in_a_repeated_form_key_is_found_too() -> None:
+    body = f"message={CARD}&message=thanks".encode()
+    stored, kinds = scrub_body(body)
+    assert kinds == ["card_number"]
+    assert CARD not in stored.decode()
+
+
 def test_a_long_number_that_fails_the_luhn_check_is_kept() -> None:
     body = json.dumps({"note": "order 1234 5678 9012 3456"}).encode()
     assert scrub_body(body) == (body, [])

@@ -97,28 +97,32 @@ def accept(
         return Accepted(row.id, duplicate=True, status=row.status)
 
 
+INSERTED_COLUMNS = ("connection_id", "delivery_key", "event_type", "headers", "body", "status",
+                    "received_at", "available_at", "attempts")
+
+
 class InboxWriter:
     """The receiver's writer: one connection held for good and one statement built once.
     A checkout with its liveness ping and a statement built anew cost more CPU per batch
-    than the insert itself (py-spy on the receiver under load, bench/README.md). A failed
-    write drops the connection; the next batch opens a new one."""
+    than the insert itself (py-spy on the receiver under load, bench/README.md). On
+    PostgreSQL a batch travels as one JSON document. A failed write drops the connection;
+    the next batch opens a new one."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
         self._conn: Connection | None = None
+        insert = from_json_rows(postgresql.insert(T), T, list(INSERTED_COLUMNS)) \
+            if self._postgres else upsert_statement(engine.dialect.name, T)
         self._stmt = (
-            upsert_statement(engine.dialect.name, T)
-            .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
+            insert.on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
             .returning(T.c.id, T.c.connection_id, T.c.delivery_key)
         )
-        if engine.dialect.name == "postgresql":  # the rows as one JSON parameter
-            self._stmt = (
-                from_json_rows(postgresql.insert(T), T, list(INSERTED_COLUMNS))
-                .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
-                .returning(T.c.id, T.c.connection_id, T.c.delivery_key)
-            )
 
     def accept_many(self, rows: list[dict[str, Any]]) -> list[Accepted]:
+        """Insert many deliveries in one transaction (group commit); one Accepted per row, in
+        order. A row whose (connection, delivery key) is already stored — or appears earlier
+        in the same batch — is answered as a duplicate with the stored event's id."""
         try:
             return self._write(rows)
         except DBAPIError as exc:
@@ -131,10 +135,10 @@ class InboxWriter:
     def _write(self, rows: list[dict[str, Any]]) -> list[Accepted]:
         conn = self._connection()
         try:
-            if self.engine.dialect.name == "postgresql":
-                return _accept_many(conn, self._stmt, rows, as_json=True)
+            if self._postgres:  # autocommit: the one INSERT is the transaction
+                return self._insert(conn, rows)
             with conn.begin():
-                return _accept_many(conn, self._stmt, rows)
+                return self._insert(conn, rows)
         except BaseException:
             self.close()
             raise
@@ -142,7 +146,7 @@ class InboxWriter:
     def _connection(self) -> Connection:
         if self._conn is None:
             conn = self.engine.connect()
-            if self.engine.dialect.name == "postgresql":
+            if self._postgres:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             self._conn = conn
         return self._conn
@@ -157,37 +161,27 @@ class InboxWriter:
             except Exception:  # noqa: BLE001 - it is being thrown away
                 log.warning("closing a broken inbox connection failed")
 
+    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Accepted]:
+        params: Any = [{**row, "available_at": row["received_at"], "attempts": 0}
+                       for row in rows]
+        if self._postgres:
+            params = {"rows_json": json_rows([{c: p[c] for c in INSERTED_COLUMNS}
+                                              for p in params])}
+        elif len(params) == 1:
+            params = params[0]
+        inserted = {(r.connection_id, r.delivery_key): r.id
+                    for r in conn.execute(self._stmt, params)}
+        missing = {(row["connection_id"], row["delivery_key"]) for row in rows} - set(inserted)
+        existing = {}
+        if missing:
+            found = conn.execute(select(T.c.id, T.c.status, T.c.connection_id, T.c.delivery_key)
+                                 .where(one_of(T.c.delivery_key, sorted(k for _, k in missing))))
+            existing = {(r.connection_id, r.delivery_key): (r.id, r.status) for r in found}
+        return _answers(rows, inserted, existing)
 
-def accept_many(engine: Engine, rows: list[dict[str, Any]]) -> list[Accepted]:
-    """Insert many deliveries in one transaction (group commit); one Accepted per row, in
-    order. A row whose (connection, delivery key) is already stored — or appears earlier in
-    the same batch — is answered as a duplicate with the stored event's id."""
-    stmt = (
-        upsert_statement(engine.dialect.name, T)
-        .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
-        .returning(T.c.id, T.c.connection_id, T.c.delivery_key)
-    )
-    with _writer(engine) as conn:
-        return _accept_many(conn, stmt, rows)
 
-
-INSERTED_COLUMNS = ("connection_id", "delivery_key", "event_type", "headers", "body", "status",
-                    "received_at", "available_at", "attempts")
-
-
-def _accept_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]],
-                 as_json: bool = False) -> list[Accepted]:
-    params = [{**row, "available_at": row["received_at"], "attempts": 0} for row in rows]
-    if as_json:
-        params = [{"rows_json": json_rows([{c: p[c] for c in INSERTED_COLUMNS} for p in params])}]
-    inserted = {(r.connection_id, r.delivery_key): r.id
-                for r in conn.execute(stmt, params if len(params) > 1 else params[0])}
-    missing = {(row["connection_id"], row["delivery_key"]) for row in rows} - set(inserted)
-    existing = {}
-    if missing:
-        found = conn.execute(select(T.c.id, T.c.status, T.c.connection_id, T.c.delivery_key)
-                             .where(one_of(T.c.delivery_key, sorted(k for _, k in missing))))
-        existing = {(r.connection_id, r.delivery_key): (r.id, r.status) for r in found}
+def _answers(rows: list[dict[str, Any]], inserted: dict[tuple[int, str], int],
+             existing: dict[tuple[int, str], tuple[int, str]]) -> list[Accepted]:
     results, seen = [], set()
     for row in rows:
         key = (row["connection_id"], row["delivery_key"])
